@@ -1,0 +1,47 @@
+"""Config groups -> objects, with errors that name the group and option instead of a Hydra traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from trainlab.errors import ConfigError, TrainlabError
+
+
+def chosen_option(group: str) -> str | None:
+    """The option picked for a config group in this run (e.g. 'cifar10' for data), if under Hydra."""
+    if not HydraConfig.initialized():
+        return None
+    return HydraConfig.get().runtime.choices.get(group)
+
+
+def build(group: str, node: DictConfig, **kwargs: Any) -> Any:
+    """instantiate(node) with plain Python containers (lists, dicts) for every argument.
+
+    Plain containers matter: OmegaConf objects would otherwise end up inside optimizer state and
+    checkpoints, which then cannot be loaded with torch.load(weights_only=True).
+    """
+    try:
+        return instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as err:
+        cause = _user_error(err)
+        if cause is not None:
+            raise cause from None
+        option = chosen_option(group)
+        where = f"conf/{group}/{option}.yaml" if option else f"the '{group}' config"
+        raise ConfigError(
+            f"Cannot build {group} from {where}: {err}. Check the keys and values of {group}."
+        ) from err
+
+
+def _user_error(err: BaseException) -> TrainlabError | None:
+    seen = err
+    while seen is not None:
+        if isinstance(seen, TrainlabError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

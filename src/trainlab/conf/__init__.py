@@ -1,0 +1,1 @@
+"""Hydra config tree shipped with the package (conf/ at the repository root links here)."""

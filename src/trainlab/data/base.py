@@ -1,0 +1,121 @@
+"""What every classification datamodule shares: checked sizes, transforms, loaders.
+
+A dataset module only has to find its data and return the train/val/test datasets from `load_splits`;
+class names, channel and class-count checks and the DataLoaders live here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from trainlab.data.transforms import compose
+from trainlab.errors import ConfigError, DataError
+
+
+@dataclass
+class Splits:
+    """The datasets of one run; `test` is None when the data has no test split."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset | None
+    classes: list[str]
+
+
+class ClassificationDataModule(L.LightningDataModule):
+    """Base class: subclasses implement `load_splits()` (and `prepare_data()` if they download)."""
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None,
+        in_channels: int,
+        image_size: int,
+        batch_size: int,
+        num_workers: int = 0,
+        train_transforms: Sequence[Any] | None = None,
+        eval_transforms: Sequence[Any] | None = None,
+    ) -> None:
+        super().__init__()
+        _require_int("data.batch_size", batch_size, minimum=1)
+        _require_int("data.num_workers", num_workers, minimum=0)
+        _require_int("data.image_size", image_size, minimum=1)
+        if in_channels not in (1, 3):
+            raise ConfigError(f"data.in_channels={in_channels} is not supported: use 1 (grey) or 3 (RGB).")
+        self.configured_num_classes = num_classes
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.train_transform = compose(train_transforms, image_size)
+        self.eval_transform = compose(eval_transforms, image_size)
+        self.splits: Splits | None = None
+
+    def load_splits(self) -> Splits:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is not None:
+            return
+        splits = self.load_splits()
+        found = len(splits.classes)
+        if self.configured_num_classes is not None and self.configured_num_classes != found:
+            raise ConfigError(
+                f"data.num_classes={self.configured_num_classes} but the dataset has {found} classes "
+                f"({', '.join(splits.classes)}). Set data.num_classes={found}."
+            )
+        for name in ("train", "val"):
+            if len(getattr(splits, name)) == 0:
+                raise DataError(f"The {name} split of {type(self).__name__} is empty: add more images.")
+        self.splits = splits
+
+    @property
+    def classes(self) -> list[str]:
+        self._require_setup()
+        return self.splits.classes
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._require_setup().train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._require_setup().val, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        test = self._require_setup().test
+        if test is None:
+            raise DataError(f"{type(self).__name__} has no test split; run with test=false.")
+        return self._loader(test, shuffle=False)
+
+    @property
+    def has_test_split(self) -> bool:
+        return self._require_setup().test is not None
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def _require_setup(self) -> Splits:
+        if self.splits is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run yet")
+        return self.splits
+
+
+def _require_int(key: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{key}={value!r} is invalid: expected an integer >= {minimum}.")

@@ -1,0 +1,59 @@
+"""Map-style datasets over images held in memory (uint8 tensors) or on disk (image files)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from trainlab.errors import DataError
+
+Transform = Callable[[object], torch.Tensor]
+
+
+class TensorImageDataset(Dataset):
+    """Images decoded once into a uint8 (N, C, H, W) tensor; the transform runs per sample."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Transform) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(
+                f"expected uint8 images of shape (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels, self.transform = images, labels.long(), transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[index]), self.labels[index]
+
+
+class ImageFileDataset(Dataset):
+    """Image files decoded on access with PIL, converted to RGB (or L for one channel)."""
+
+    def __init__(
+        self, paths: Sequence[Path], labels: Sequence[int], transform: Transform, in_channels: int = 3
+    ) -> None:
+        if len(paths) != len(labels):
+            raise ValueError(f"{len(paths)} files but {len(labels)} labels")
+        self.paths, self.labels, self.transform = list(paths), list(labels), transform
+        self.mode = "L" if in_channels == 1 else "RGB"
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        path = self.paths[index]
+        try:
+            with Image.open(path) as image:
+                image = image.convert(self.mode)
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataError(
+                f"Cannot read image {path}: {err}. Replace or remove the file, then run again."
+            ) from err
+        return self.transform(image), torch.tensor(self.labels[index])

@@ -1,0 +1,151 @@
+"""ClassifierModule: the tutorials' train/valid loop, as one LightningModule step shared by all stages.
+
+It receives objects, never names: a network, a loss (trainlab.losses.ClassifierLoss), an optimizer
+factory and a scheduler spec, each built by Hydra from its config group.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from torch import nn
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from trainlab.tracking.run_files import epoch_summary
+
+log = logging.getLogger(__name__)
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor", "strict", "name")
+
+
+class StageMetrics(nn.Module):
+    """Sample-weighted mean loss and accuracy of one stage over an epoch, synced across devices."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.loss = MeanMetric()
+        self.acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def update(self, loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss.update(loss, weight=len(labels))
+        self.acc.update(preds, labels)
+
+    def compute_and_reset(self) -> tuple[torch.Tensor, torch.Tensor]:
+        values = self.loss.compute(), self.acc.compute()
+        self.loss.reset()
+        self.acc.reset()
+        return values
+
+
+class ClassifierModule(L.LightningModule):
+    """Logs train/loss, train/acc, val/loss, val/acc, val/acc_best, test/loss, test/acc and lr/<group>.
+
+    `scheduler` is a mapping like conf/scheduler/*.yaml: {"scheduler": partial or None, "interval": ...};
+    `config` is the composed run config, stored in every checkpoint so a run can be rebuilt from it.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: OptimizerFactory,
+        num_classes: int,
+        scheduler: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_spec = dict(scheduler or {})
+        self.config = dict(config or {})
+        self.num_classes = num_classes
+        self.train_metrics = StageMetrics(num_classes)
+        self.val_metrics = StageMetrics(num_classes)
+        self.test_metrics = StageMetrics(num_classes)
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = self.loss(logits, labels)
+        metrics: StageMetrics = getattr(self, f"{stage}_metrics")
+        metrics.update(loss.detach(), self.loss.predict(logits.detach()), labels)
+        return loss
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.shared_step(batch, "train")
+        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self.shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self.shared_step(batch, "test")
+
+    def on_train_start(self) -> None:
+        # the sanity-check validation before training must not count as the best epoch
+        self.val_acc_best.reset()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        for name, lr in self.learning_rates().items():
+            self.log(f"lr/{name}", lr, on_step=True, on_epoch=False)
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+        # runs after validation, so one line per epoch can show both, like the tutorials' prints
+        if self.trainer.is_global_zero:
+            log.info(
+                epoch_summary(self.current_epoch, self.trainer.max_epochs, self.trainer.callback_metrics)
+            )
+
+    def on_validation_epoch_end(self) -> None:
+        acc = self._log_epoch("val")
+        if not self.trainer.sanity_checking:
+            self.val_acc_best.update(acc)
+            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def _log_epoch(self, stage: str) -> torch.Tensor:
+        """Epoch means over all samples (synced across devices by torchmetrics), then reset."""
+        metrics: StageMetrics = getattr(self, f"{stage}_metrics")
+        loss, acc = metrics.compute_and_reset()
+        self.log(f"{stage}/loss", loss, prog_bar=stage != "train")
+        self.log(f"{stage}/acc", acc, prog_bar=stage != "train")
+        return acc
+
+    def learning_rates(self) -> dict[str, float]:
+        """Current lr of every param group of every optimizer, keyed by group name."""
+        rates: dict[str, float] = {}
+        optimizers = self.trainer.optimizers if self._trainer is not None else []
+        for optimizer in optimizers:
+            for i, group in enumerate(optimizer.param_groups):
+                rates[group.get("name") or ("default" if i == 0 else f"group{i}")] = float(group["lr"])
+        return rates
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        factory = self.scheduler_spec.get("scheduler")
+        if factory is None:
+            return optimizer
+        settings = {k: self.scheduler_spec[k] for k in LIGHTNING_SCHEDULER_KEYS if k in self.scheduler_spec}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": factory(optimizer=optimizer), **settings},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["trainlab_config"] = self.config

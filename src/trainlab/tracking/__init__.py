@@ -1,0 +1,1 @@
+"""What a run leaves behind: metrics.json, provenance, checkpoints written atomically."""

@@ -1,0 +1,125 @@
+"""Training entry: compose the configured objects, fit, test the best checkpoint, write the run's files."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+import trainlab
+from trainlab.build import build
+from trainlab.data.base import ClassificationDataModule
+from trainlab.module import ClassifierModule
+from trainlab.tracking.atomic import atomic_write_text
+from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
+from trainlab.tracking.run_files import provenance, to_number, write_json
+
+log = logging.getLogger(__name__)
+
+# On a CPU box worker processes steal cores from the model, so num_workers=0 is a deliberate default.
+warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+METRIC_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
+
+
+def route_lightning_logs_to_hydra() -> None:
+    """Lightning adds its own console handler; Hydra's handlers already print and file its records."""
+    if logging.getLogger().handlers:
+        logging.getLogger("lightning").handlers.clear()
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropAdverts())
+
+
+class _DropAdverts(logging.Filter):
+    """Lightning's start-up 'Tip: try installing ...' product advert says nothing about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def prepare_data(cfg: DictConfig) -> ClassificationDataModule:
+    """Find and check the dataset before anything else, and record its class count in the config."""
+    datamodule = build("data", cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    with open_dict(cfg):
+        cfg.data.num_classes = datamodule.num_classes
+    return datamodule
+
+
+def build_module(cfg: DictConfig) -> ClassifierModule:
+    return ClassifierModule(
+        net=build("model", cfg.model),
+        loss=build("loss", cfg.loss),
+        optimizer=build("optim", cfg.optim),
+        scheduler=build("scheduler", cfg.scheduler),
+        num_classes=cfg.data.num_classes,
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+
+
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    callbacks = [build("callbacks", node) for node in (cfg.get("callbacks") or {}).values()]
+    loggers = [build("logger", node) for node in (cfg.get("logger") or {}).values()]
+    return build(
+        "trainer", cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one experiment and return the metrics written to <output_dir>/metrics.json."""
+    started = time.perf_counter()
+    route_lightning_logs_to_hydra()
+    output_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = prepare_data(cfg)
+    module = build_module(cfg)
+    trainer = build_trainer(cfg)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    if trainer.is_global_zero:
+        # .hydra/config.yaml keeps the interpolations; this is what the run actually used
+        atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+        write_json(output_dir / "provenance.json", provenance(cfg.seed, Path(trainlab.__file__).parent))
+    for logger in trainer.loggers:
+        logger.log_hyperparams(resolved)
+
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics: dict[str, Any] = {key: to_number(trainer.callback_metrics.get(key)) for key in METRIC_KEYS}
+    metrics["epochs"] = trainer.current_epoch
+
+    checkpoint = trainer.checkpoint_callback
+    best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    if cfg.get("test") and datamodule.has_test_split:
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        metrics.update({key: to_number(value) for key, value in (results[0] if results else {}).items()})
+    metrics.setdefault("test/acc", None)
+    metrics.setdefault("test/loss", None)
+    metrics["best_ckpt"] = best
+    metrics["last_ckpt"] = (
+        checkpoint.last_model_path if checkpoint is not None and checkpoint.last_model_path else None
+    )
+    metrics["wall_s"] = round(time.perf_counter() - started, 3)
+    if trainer.is_global_zero:
+        write_json(output_dir / "metrics.json", metrics)
+        print(summary_line(output_dir, metrics, has_tensorboard=(output_dir / "tensorboard").is_dir()))
+    return metrics
+
+
+def summary_line(output_dir: Path, metrics: dict[str, Any], has_tensorboard: bool) -> str:
+    def fmt(key: str) -> str:
+        value = metrics.get(key)
+        return f"{key}={value:.4f}" if isinstance(value, float) else f"{key}=n/a"
+
+    line = f"trainlab: run dir {output_dir} | {fmt('val/acc')} {fmt('val/acc_best')} {fmt('test/acc')}"
+    line += " | metrics.json, config.yaml, checkpoints/, train.log there"
+    if has_tensorboard:
+        line += f" | view: tensorboard --logdir {output_dir / 'tensorboard'}"
+    return line

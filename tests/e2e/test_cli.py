@@ -1,0 +1,202 @@
+"""End-to-end: `python -m trainlab ...` in a subprocess, on real data or data in the real on-disk format."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from realformat import CIFAR_CLASSES, write_cifar10_from_images
+
+pytestmark = pytest.mark.slow
+
+REQUIRED_METRICS = ("val/acc", "val/loss", "val/acc_best", "test/acc", "test/loss", "epochs", "wall_s")
+
+
+def scalars(run_dir: Path) -> dict[str, list[float]]:
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_default_run_on_digits_writes_everything_and_learns(cli):
+    """What `make run` does: the seed CNN on the bundled digits."""
+    result = cli("trainer.max_epochs=8").check()
+    run = result.run_dir
+    metrics = result.metrics
+    assert all(key in metrics for key in REQUIRED_METRICS)
+    assert metrics["val/acc"] >= 0.90 and metrics["test/acc"] >= 0.90 and metrics["epochs"] == 8
+    assert metrics["val/acc_best"] >= metrics["val/acc"]
+    assert 0 < metrics["wall_s"] < 300
+
+    config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+    assert (
+        config["model"]["_target_"] == "trainlab.models.tudui.Tudui" and config["trainer"]["max_epochs"] == 8
+    )
+    assert yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())[0] == "trainer.max_epochs=8"
+    assert (run / "train.log").read_text().count("epoch ") >= 8
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    best = Path(metrics["best_ckpt"])
+    assert best.parent == run / "checkpoints" and best.is_file() and best.name != "last.ckpt"
+    checkpoint = torch.load(best, weights_only=True, map_location="cpu")
+    assert checkpoint["trainlab_config"]["data"]["num_classes"] == 10 and checkpoint["optimizer_states"]
+
+    curves = scalars(run)
+    for tag in (
+        "train/loss",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "test/acc",
+        "lr/default",
+        "train/loss_step",
+    ):
+        assert tag in curves, f"{tag} missing from TensorBoard: {sorted(curves)}"
+    assert len(curves["val/acc"]) == 8 and curves["train/loss"][-1] < curves["train/loss"][0]
+    assert curves["lr/default"][0] > curves["lr/default"][-1]  # cosine schedule decays
+    assert f"tensorboard --logdir {run / 'tensorboard'}" in result.stdout
+    assert (run / "provenance.json").is_file()
+
+
+def test_bce_logits_with_adam_runs_and_learns(cli):
+    metrics = cli("loss=bce_logits", "optim=adam", "data=digits", "trainer.max_epochs=2").check().metrics
+    assert metrics["val/acc"] >= 0.75 and metrics["epochs"] == 2
+
+
+def test_cifar10_real_format_trains_validates_and_tests(cli, cifar10_root):
+    result = cli(
+        "data=cifar10", f"data.root={cifar10_root}", "data.val_size=20", "trainer.max_epochs=4"
+    ).check()
+    metrics = result.metrics
+    assert metrics["val/acc"] >= 0.5 and metrics["test/acc"] >= 0.5  # 10 classes: chance is 0.1
+    assert len(scalars(result.run_dir)["test/acc"]) == 1
+
+
+def test_tutorial_cifar10_recipe_runs(cli, cifar10_root):
+    result = cli(
+        "experiment=tutorial_cifar10", f"data.root={cifar10_root}", "data.val_size=20", "trainer.max_epochs=1"
+    )
+    config = yaml.safe_load((result.check().run_dir / ".hydra" / "config.yaml").read_text())
+    assert config["optim"]["lr"] == 0.01 and config["scheduler"]["scheduler"] is None
+    assert result.metrics["test/acc"] is not None
+
+
+def test_rmb_with_lenet_on_a_generated_folder(cli, rmb_root):
+    result = cli(
+        "data=rmb",
+        "model=lenet",
+        f"data.root={rmb_root}",
+        "trainer.max_epochs=6",
+        "optim=sgd",
+        "optim.momentum=0.9",
+    ).check()
+    metrics = result.metrics
+    assert metrics["val/acc"] >= 0.75 and metrics["test/acc"] is not None
+    config = yaml.safe_load((result.run_dir / "config.yaml").read_text())  # resolved, as used
+    assert config["data"]["num_classes"] == 2 and config["model"]["num_classes"] == 2
+    assert config["data"]["root"] == str(rmb_root)
+
+
+def test_tutorial_rmb_on_the_real_banknotes(cli, shared_rmb):
+    """The RMB tutorial recipe on the 200 real notes: LeNet separates 1 and 100 yuan."""
+    metrics = cli("experiment=tutorial_rmb", f"data.root={shared_rmb}").check().metrics
+    assert metrics["epochs"] == 10
+    assert metrics["val/acc_best"] >= 0.9 and metrics["test/acc"] >= 0.9
+
+
+def test_cifar10_format_built_from_real_images_learns(cli, shared_cifar_train, tmp_path):
+    """3,000 real CIFAR-10 images written in the official pickled format, read back by data=cifar10."""
+    rng = np.random.default_rng(0)
+    images, labels = [], []
+    for label, name in enumerate(CIFAR_CLASSES):
+        files = sorted((shared_cifar_train / name).glob("*.jpg"))[:300]
+        images += [np.asarray(Image.open(f).convert("RGB")) for f in files]
+        labels += [label] * len(files)
+    order = rng.permutation(len(images))
+    root = write_cifar10_from_images(
+        tmp_path / "cifar", np.stack(images)[order], [labels[i] for i in order], 500
+    )
+    metrics = (
+        cli("data=cifar10", f"data.root={root}", "data.val_size=250", "trainer.max_epochs=3").check().metrics
+    )
+    assert metrics["val/acc"] >= 0.25 and metrics["test/acc"] >= 0.25  # chance is 0.10
+
+
+def test_unknown_option_lists_the_available_ones(cli):
+    result = cli("data=nope")
+    assert result.returncode != 0
+    assert "Could not find 'data/nope'" in result.stderr
+    for option in ("cifar10", "digits", "imagefolder", "rmb"):
+        assert option in result.stderr
+
+
+def test_missing_dataset_is_one_clear_error_and_nothing_is_trained(cli, tmp_path):
+    result = cli("data=cifar10", f"data.root={tmp_path / 'nowhere'}")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: CIFAR-10 not found") and "Traceback" not in result.stderr
+    assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in result.stderr
+    assert not (result.run_dir / "checkpoints").exists() and not (result.run_dir / "metrics.json").exists()
+
+
+def test_resume_from_a_checkpoint_continues_the_run(cli, tmp_path):
+    first = cli(
+        "trainer.max_epochs=2", "scheduler=step", "scheduler.scheduler.step_size=1", run_dir=tmp_path / "a"
+    ).check()
+    last = first.run_dir / "checkpoints" / "last.ckpt"
+    second = cli(
+        "trainer.max_epochs=3",
+        "scheduler=step",
+        "scheduler.scheduler.step_size=1",
+        f"ckpt_path={last}",
+        run_dir=tmp_path / "b",
+    ).check()
+    assert second.metrics["epochs"] == 3
+    lrs = scalars(second.run_dir)["lr/default"]
+    assert lrs and all(abs(lr - 1e-3 * 0.1**2) < 1e-12 for lr in lrs)  # the third epoch, not a fresh start
+
+
+def test_installed_package_runs_from_another_directory(tmp_path):
+    """A normal (non-editable) install: the configs must ship inside the package."""
+    repo = Path(__file__).resolve().parents[2]
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(repo),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert (target / "trainlab" / "conf" / "data" / "rmb.yaml").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PYTHONPATH": str(target)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import trainlab; print(trainlab.__file__)"],
+        cwd=elsewhere,
+        env={**__import__("os").environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.strip().startswith(str(target))
+    from conftest import run_cli
+
+    result = run_cli(["trainer.max_epochs=1"], cwd=elsewhere, env=env).check()
+    assert result.metrics["val/acc"] > 0.5

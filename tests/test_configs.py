@@ -1,0 +1,116 @@
+"""Every shipped config composes, and every object-building group instantiates for real."""
+
+import functools
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from configs import compose_train, options
+from trainlab.build import build
+
+GROUPS = (
+    "data",
+    "model",
+    "loss",
+    "optim",
+    "scheduler",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "hydra",
+    "experiment",
+)
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_config_group_exists_and_has_options(group):
+    assert options(group), f"conf/{group}/ has no options"
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_every_data_option_composes_with_every_model(tmp_path, option):
+    for model in options("model"):
+        cfg = compose_train(tmp_path, f"data={option}", f"model={model}")
+        assert cfg.model.in_channels == cfg.data.in_channels
+
+
+@pytest.mark.parametrize("option", options("model"))
+def test_every_model_builds_and_maps_images_to_class_scores(tmp_path, option):
+    cfg = compose_train(tmp_path, f"model={option}")
+    net = build("model", cfg.model)
+    x = torch.randn(2, cfg.data.in_channels, cfg.data.image_size, cfg.data.image_size)
+    assert net(x).shape == (2, cfg.data.num_classes)
+
+
+@pytest.mark.parametrize("option", options("loss"))
+def test_every_loss_builds_and_gives_a_differentiable_scalar(tmp_path, option):
+    cfg = compose_train(tmp_path, f"loss={option}")
+    loss = build("loss", cfg.loss)
+    logits = torch.randn(4, 10, requires_grad=True)
+    value = loss(logits, torch.tensor([0, 3, 9, 3]))
+    value.backward()
+    assert value.ndim == 0 and logits.grad is not None
+
+
+@pytest.mark.parametrize("option", options("optim"))
+def test_every_optimizer_is_a_partial_completed_with_parameters(tmp_path, option):
+    cfg = compose_train(tmp_path, f"optim={option}")
+    factory = build("optim", cfg.optim)
+    assert isinstance(factory, functools.partial)
+    optimizer = factory(params=torch.nn.Linear(2, 2).parameters())
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    assert optimizer.param_groups[0]["lr"] == cfg.optim.lr
+
+
+@pytest.mark.parametrize("option", options("scheduler"))
+def test_every_scheduler_is_a_partial_or_none_with_an_interval(tmp_path, option):
+    cfg = compose_train(tmp_path, f"scheduler={option}")
+    spec = build("scheduler", cfg.scheduler)
+    assert spec["interval"] in ("epoch", "step")
+    if spec["scheduler"] is not None:
+        optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+        assert isinstance(spec["scheduler"](optimizer=optimizer), torch.optim.lr_scheduler.LRScheduler)
+
+
+@pytest.mark.parametrize("option", options("experiment"))
+def test_experiments_compose(tmp_path, option):
+    cfg = compose_train(tmp_path, f"experiment={option}")
+    assert OmegaConf.to_container(cfg, resolve=True)
+
+
+def test_tutorial_rmb_is_the_tutorial_recipe(tmp_path):
+    cfg = compose_train(tmp_path, "experiment=tutorial_rmb")
+    assert cfg.model._target_.endswith("LeNet") and cfg.data.classes == ["1", "100"]
+    assert (cfg.optim.lr, cfg.optim.momentum, cfg.data.batch_size, cfg.trainer.max_epochs) == (
+        0.01,
+        0.9,
+        16,
+        10,
+    )
+    assert cfg.scheduler.scheduler._target_.endswith("StepLR")
+    assert (cfg.scheduler.scheduler.step_size, cfg.scheduler.scheduler.gamma) == (10, 0.1)
+    names = [t._target_.rsplit(".", 1)[1] for t in cfg.data.train_transforms]
+    assert names == ["Resize", "RandomCrop", "RandomGrayscale", "ToTensor", "Normalize"]
+    assert cfg.data.train_transforms[2].p == 0.8
+    assert [t._target_.rsplit(".", 1)[1] for t in cfg.data.eval_transforms] == [
+        "Resize",
+        "ToTensor",
+        "Normalize",
+    ]
+
+
+def test_tutorial_cifar10_is_the_tutorial_recipe(tmp_path):
+    cfg = compose_train(tmp_path, "experiment=tutorial_cifar10")
+    assert cfg.model._target_.endswith("Tudui") and cfg.loss.criterion._target_ == "torch.nn.CrossEntropyLoss"
+    assert cfg.optim._target_ == "torch.optim.SGD" and cfg.optim.lr == 0.01 and cfg.optim.momentum == 0.0
+    assert cfg.scheduler.scheduler is None
+
+
+@pytest.mark.parametrize("option", options("logger") + options("callbacks"))
+def test_loggers_and_callbacks_build(tmp_path, option):
+    group = "logger" if option in options("logger") else "callbacks"
+    cfg = compose_train(tmp_path, f"{group}={option}")
+    for node in (cfg[group] or {}).values():
+        assert build(group, node) is not None

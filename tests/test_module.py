@@ -1,0 +1,107 @@
+import functools
+
+import lightning.pytorch as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from trainlab.losses import ClassifierLoss
+from trainlab.module import ClassifierModule
+
+
+def blobs(n: int = 256, seed: int = 0) -> TensorDataset:
+    """Three well-separated Gaussian blobs in 2-D."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 3
+    centres = torch.tensor([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    return TensorDataset(centres[labels] + 0.5 * torch.randn(n, 2, generator=g), labels)
+
+
+def make_module(scheduler=None, target="index", criterion=torch.nn.CrossEntropyLoss) -> ClassifierModule:
+    return ClassifierModule(
+        net=nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3)),
+        loss=ClassifierLoss(functools.partial(criterion), target=target),
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+        num_classes=3,
+        scheduler=scheduler,
+        config={"seed": 1},
+    )
+
+
+def fit(module: ClassifierModule, tmp_path, epochs: int = 5) -> L.Trainer:
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(
+        module, DataLoader(blobs(), batch_size=32, shuffle=True), DataLoader(blobs(seed=1), batch_size=64)
+    )
+    return trainer
+
+
+def test_trains_and_logs_the_documented_metric_names(tmp_path):
+    L.seed_everything(0)
+    trainer = fit(make_module(), tmp_path)
+    metrics = trainer.callback_metrics
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "lr/default"):
+        assert key in metrics, key
+    assert metrics["val/acc"] > 0.95 and metrics["train/loss"] < 0.3
+    assert metrics["val/acc_best"] >= metrics["val/acc"]
+
+
+def test_one_hot_losses_train_through_the_same_step(tmp_path):
+    L.seed_everything(0)
+    trainer = fit(make_module(target="one_hot", criterion=torch.nn.BCEWithLogitsLoss), tmp_path, epochs=8)
+    assert trainer.callback_metrics["val/acc"] > 0.9
+
+
+def test_scheduler_partial_is_completed_with_the_optimizer_and_steps(tmp_path):
+    spec = {
+        "scheduler": functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
+        "interval": "epoch",
+        "frequency": 1,
+    }
+    trainer = fit(make_module(scheduler=spec), tmp_path, epochs=3)
+    assert trainer.optimizers[0].param_groups[0]["lr"] == 0.1 * 0.5**3
+    assert trainer.lr_scheduler_configs[0].interval == "epoch"
+
+
+def test_no_scheduler_returns_the_bare_optimizer():
+    module = make_module(scheduler={"scheduler": None, "interval": "epoch"})
+    assert isinstance(module.configure_optimizers(), torch.optim.SGD)
+
+
+def test_val_acc_best_ignores_the_sanity_check_and_keeps_the_maximum(tmp_path):
+    module = make_module()
+    seen = []
+
+    class Spy(L.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            if not trainer.sanity_checking:
+                seen.append(float(trainer.callback_metrics["val/acc"]))
+
+    trainer = L.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Spy()],
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(module, DataLoader(blobs(), batch_size=32), DataLoader(blobs(seed=1), batch_size=64))
+    assert float(trainer.callback_metrics["val/acc_best"]) == max(seen)
+
+
+def test_checkpoint_stores_the_run_config(tmp_path):
+    trainer = fit(make_module(), tmp_path, epochs=1)
+    trainer.save_checkpoint(tmp_path / "x.ckpt")
+    checkpoint = torch.load(tmp_path / "x.ckpt", weights_only=True)
+    assert checkpoint["trainlab_config"] == {"seed": 1}
+    assert checkpoint["optimizer_states"] and checkpoint["state_dict"]
