@@ -8,6 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from omegaconf.errors import MissingMandatoryValue
 
 from trainlab.errors import ConfigError, TrainlabError
 
@@ -27,15 +28,28 @@ def build(group: str, node: DictConfig, **kwargs: Any) -> Any:
     """
     try:
         return instantiate(node, _convert_="all", **kwargs)
+    except MissingMandatoryValue as err:
+        raise ConfigError(
+            f"{err.full_key} has no value: {where_defined(group)} leaves it to you (???). "
+            f"Set it on the command line, e.g. {err.full_key}=..."
+        ) from None
     except InstantiationException as err:
         cause = _user_error(err)
         if cause is not None:
             raise cause from None
-        option = chosen_option(group)
-        where = f"conf/{group}/{option}.yaml" if option else f"the '{group}' config"
-        raise ConfigError(
-            f"Cannot build {group} from {where}: {err}. Check the keys and values of {group}."
-        ) from err
+        raise config_error(group, err) from err
+
+
+def where_defined(group: str) -> str:
+    option = chosen_option(group)
+    return f"conf/{group}/{option}.yaml" if option else f"the '{group}' config"
+
+
+def config_error(group: str, err: BaseException) -> ConfigError:
+    """A build failure of one group as a user error that names the file to look at."""
+    return ConfigError(
+        f"Cannot build {group} from {where_defined(group)}: {err}. Check the {group}.* values."
+    )
 
 
 def _user_error(err: BaseException) -> TrainlabError | None:

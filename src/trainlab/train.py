@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import trainlab
-from trainlab.build import build
+from trainlab.build import build, chosen_option, config_error
 from trainlab.data.base import ClassificationDataModule
+from trainlab.errors import ConfigError
 from trainlab.module import ClassifierModule
 from trainlab.tracking.atomic import atomic_write_text
 from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
@@ -55,15 +57,56 @@ def prepare_data(cfg: DictConfig) -> ClassificationDataModule:
     return datamodule
 
 
-def build_module(cfg: DictConfig) -> ClassifierModule:
-    return ClassifierModule(
-        net=build("model", cfg.model),
+def build_module(cfg: DictConfig, datamodule: ClassificationDataModule) -> ClassifierModule:
+    net = build("model", cfg.model)
+    check_model_fits_data(net, datamodule)
+    module = ClassifierModule(
+        net=net,
         loss=build("loss", cfg.loss),
         optimizer=build("optim", cfg.optim),
         scheduler=build("scheduler", cfg.scheduler),
         num_classes=cfg.data.num_classes,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
+    check_optimizer_and_scheduler(module)
+    return module
+
+
+def check_model_fits_data(net: torch.nn.Module, datamodule: ClassificationDataModule) -> None:
+    """One validation image through the network: a model/data mismatch fails now, in plain words."""
+    image, _ = datamodule.splits.val[0]
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            scores = net(image.unsqueeze(0))
+    except RuntimeError as err:
+        raise ConfigError(
+            f"model={chosen_option('model')} cannot take data={chosen_option('data')} images of shape "
+            f"{tuple(image.shape)}: {err}. Check model.* and data.image_size / data.in_channels."
+        ) from err
+    finally:
+        net.train(was_training)
+    if tuple(scores.shape) != (1, datamodule.num_classes):
+        raise ConfigError(
+            f"model={chosen_option('model')} outputs scores of shape {tuple(scores.shape[1:])} per image, "
+            f"but the data has {datamodule.num_classes} classes. "
+            "Leave model.num_classes at ${data.num_classes}."
+        )
+
+
+def check_optimizer_and_scheduler(module: ClassifierModule) -> None:
+    """Build the optimizer and scheduler once up front, so a bad value fails before any training."""
+    try:
+        optimizer = module.optimizer_factory(params=module.parameters())
+    except (TypeError, ValueError) as err:
+        raise config_error("optim", err) from err
+    factory = module.scheduler_spec.get("scheduler")
+    if factory is not None:
+        try:
+            factory(optimizer=optimizer)
+        except (TypeError, ValueError) as err:
+            raise config_error("scheduler", err) from err
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
@@ -81,7 +124,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = prepare_data(cfg)
-    module = build_module(cfg)
+    module = build_module(cfg, datamodule)
     trainer = build_trainer(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if trainer.is_global_zero:

@@ -200,3 +200,55 @@ def test_installed_package_runs_from_another_directory(tmp_path):
 
     result = run_cli(["trainer.max_epochs=1"], cwd=elsewhere, env=env).check()
     assert result.metrics["val/acc"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.batch_size=0"], "data.batch_size=0 is invalid: expected an integer >= 1"),
+        (["optim.lr=-1"], "Cannot build optim from conf/optim/adamw.yaml: Invalid learning rate: -1"),
+        (
+            ["model.num_classes=3"],
+            "model=tudui outputs scores of shape (3,) per image, but the data has 10 classes",
+        ),
+        (["model.image_size=64"], "model=tudui cannot take data=digits images of shape (1, 32, 32)"),
+        (["data=imagefolder"], "data.root has no value: conf/data/imagefolder.yaml leaves it to you"),
+        (["loss.target=onehot"], "loss.target='onehot' is unknown; choose one of: index, one_hot"),
+    ],
+)
+def test_bad_values_stop_before_training_with_one_paragraph(cli, overrides, message):
+    result = cli(*overrides)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (result.run_dir / "checkpoints").exists() and not (result.run_dir / "tensorboard").exists()
+
+
+def test_sweep_runs_every_combination_in_its_own_dir(cli, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = cli(
+        "-m",
+        "optim=sgd,adam",
+        "loss=ce,bce_logits",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=5",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert len(jobs) == 4
+    seen = set()
+    for job in jobs:
+        config = yaml.safe_load((job / "config.yaml").read_text())
+        seen.add((config["optim"]["_target_"], config["loss"]["criterion"]["_target_"]))
+        assert (job / "metrics.json").is_file() and (job / "tensorboard").is_dir()
+    assert len(seen) == 4
+
+
+def test_console_script_is_the_same_app(tmp_path):
+    script = Path(sys.executable).with_name("trainlab")
+    done = subprocess.run(
+        [str(script), "--cfg", "job", "data=rmb"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "trainlab.data.imagefolder.ImageFolderDataModule" in done.stdout
