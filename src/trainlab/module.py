@@ -1,6 +1,6 @@
 """ClassifierModule: the tutorials' train/valid loop, as one LightningModule step shared by all stages.
 
-It receives objects, never names: a network, a loss (trainlab.losses.ClassifierLoss), an optimizer
+It receives objects, never names: a network, a loss (a trainlab.losses.LossAdapter), an optimizer
 factory and a scheduler spec, each built by Hydra from its config group.
 """
 
@@ -17,6 +17,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from trainlab.tracking.run_files import epoch_summary
+from trainlab.tracking.tensorboard import log_histogram
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,18 @@ class ClassifierModule(L.LightningModule):
 
     def shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, labels = batch
-        logits = self(images)
-        loss = self.loss(logits, labels)
+        outputs = self(images)
+        raw = self.loss(outputs, labels)
+        loss = raw.mean() if raw.ndim else raw  # reduction="none" still needs a scalar to backprop
+        if raw.ndim and stage == "train" and self._at_log_step():
+            per_sample = raw.detach().reshape(len(labels), -1).mean(dim=1)
+            log_histogram(self, "train/loss_per_sample", per_sample)
         metrics: StageMetrics = getattr(self, f"{stage}_metrics")
-        metrics.update(loss.detach(), self.loss.predict(logits.detach()), labels)
+        metrics.update(loss.detach(), self.loss.predict(outputs.detach()), labels)
         return loss
+
+    def _at_log_step(self) -> bool:
+        return self._trainer is not None and self.global_step % max(self.trainer.log_every_n_steps, 1) == 0
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.shared_step(batch, "train")

@@ -16,6 +16,7 @@ import trainlab
 from trainlab.build import build, chosen_option, config_error
 from trainlab.data.base import ClassificationDataModule
 from trainlab.errors import ConfigError
+from trainlab.losses import LossAdapter
 from trainlab.module import ClassifierModule
 from trainlab.tracking.atomic import atomic_write_text
 from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
@@ -62,7 +63,7 @@ def build_module(cfg: DictConfig, datamodule: ClassificationDataModule) -> Class
     check_model_fits_data(net, datamodule)
     module = ClassifierModule(
         net=net,
-        loss=build("loss", cfg.loss),
+        loss=build_loss(cfg, datamodule),
         optimizer=build("optim", cfg.optim),
         scheduler=build("scheduler", cfg.scheduler),
         num_classes=cfg.data.num_classes,
@@ -70,6 +71,17 @@ def build_module(cfg: DictConfig, datamodule: ClassificationDataModule) -> Class
     )
     check_optimizer_and_scheduler(module)
     return module
+
+
+def build_loss(cfg: DictConfig, datamodule: ClassificationDataModule) -> LossAdapter:
+    loss = build("loss", cfg.loss, num_classes=datamodule.num_classes, class_counts=datamodule.class_counts)
+    if loss.task != datamodule.task:
+        raise ConfigError(
+            f"loss={chosen_option('loss')} is a loss for {loss.task} tasks, but data={chosen_option('data')} "
+            f"is a {datamodule.task} dataset. Pick a {datamodule.task} loss (the README's loss table lists "
+            "each loss's task)."
+        )
+    return loss
 
 
 def check_model_fits_data(net: torch.nn.Module, datamodule: ClassificationDataModule) -> None:

@@ -31,6 +31,8 @@ class Splits:
 class ClassificationDataModule(L.LightningDataModule):
     """Base class: subclasses implement `load_splits()` (and `prepare_data()` if they download)."""
 
+    task = "classification"  # losses declare the task they fit; trainlab checks the pair before training
+
     def __init__(
         self,
         *,
@@ -83,6 +85,12 @@ class ClassificationDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def class_counts(self) -> list[int]:
+        """Training samples per class (for `auto` class weights)."""
+        labels = torch.as_tensor(self._require_setup().train.labels)
+        return torch.bincount(labels, minlength=self.num_classes).tolist()
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self._require_setup().train, shuffle=True)

@@ -1,5 +1,20 @@
-"""Losses as objects that know how classifier outputs and integer labels map onto them."""
+"""Losses as adapters that know how classifier outputs and integer labels map onto each torch loss."""
 
-from trainlab.losses.classifier import INPUT_FORMS, TARGET_FORMS, ClassifierLoss
+from trainlab.losses.adapter import LossAdapter
+from trainlab.losses.classifier import INPUT_FORMS, ClassifierLoss
+from trainlab.losses.gaussian import GaussianNLLClassifierLoss
+from trainlab.losses.prototypes import BatchTripletLoss, PrototypeCosineLoss, PrototypeDistanceLoss
+from trainlab.losses.ranking import TrueClassRankingLoss
+from trainlab.losses.targets import TARGET_FORMS
 
-__all__ = ["INPUT_FORMS", "TARGET_FORMS", "ClassifierLoss"]
+__all__ = [
+    "INPUT_FORMS",
+    "TARGET_FORMS",
+    "BatchTripletLoss",
+    "ClassifierLoss",
+    "GaussianNLLClassifierLoss",
+    "LossAdapter",
+    "PrototypeCosineLoss",
+    "PrototypeDistanceLoss",
+    "TrueClassRankingLoss",
+]

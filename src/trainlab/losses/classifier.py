@@ -1,24 +1,23 @@
-"""One adapter between a classifier (logits, class-index labels) and any torch.nn loss.
+"""Losses that take a transform of the class scores and an encoding of the labels.
 
-Each `conf/loss/<name>.yaml` names a torch criterion and declares which `input` form of the logits and
-which `target` form of the labels that criterion expects; the module never needs to know that BCE wants
-one-hot floats. Adding a form is one entry in INPUT_FORMS or TARGET_FORMS.
+`input` picks how the logits are presented (INPUT_FORMS), `target` how labels are encoded
+(trainlab.losses.targets.TARGET_FORMS); together they cover the torch.nn classification and regression
+losses. Adding a form is one entry in either table.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from trainlab.errors import ConfigError
+from trainlab.losses.adapter import LossAdapter
+from trainlab.losses.targets import TARGET_FORMS
 
 InputForm = Callable[[torch.Tensor], torch.Tensor]
-TargetForm = Callable[[torch.Tensor, int], torch.Tensor]
 
 INPUT_FORMS: Mapping[str, InputForm] = {
     "logits": lambda logits: logits,
@@ -27,55 +26,40 @@ INPUT_FORMS: Mapping[str, InputForm] = {
     "sigmoid": torch.sigmoid,
 }
 
-TARGET_FORMS: Mapping[str, TargetForm] = {
-    "index": lambda labels, num_classes: labels,
-    "one_hot": lambda labels, num_classes: F.one_hot(labels, num_classes).float(),
-}
 
+class ClassifierLoss(LossAdapter):
+    """criterion(input_form(logits), target_form(labels)); the prediction is the argmax of the logits.
 
-class ClassifierLoss(nn.Module):
-    """criterion(input_form(logits), target_form(labels)), reduced to a scalar; argmax for predictions.
-
-    `criterion` is a partial of the torch loss class (Hydra `_partial_: true`): list-valued arguments such
-    as `weight` or `pos_weight` arrive from YAML as lists and are turned into tensors here, so they become
-    buffers of the loss and follow it to the training device.
+    `smoothing` spreads that much probability mass over all classes in `soft` targets.
     """
 
     def __init__(
-        self, criterion: Callable[..., nn.Module], input: str = "logits", target: str = "index"
+        self,
+        criterion: Callable[..., nn.Module] | nn.Module,
+        input: str = "logits",
+        target: str = "index",
+        smoothing: float = 0.0,
+        num_classes: int | None = None,
+        class_counts: Sequence[int] | None = None,
     ) -> None:
-        super().__init__()
-        self.input_name = _check_form("loss.input", input, INPUT_FORMS)
-        self.target_name = _check_form("loss.target", target, TARGET_FORMS)
+        super().__init__(criterion, num_classes, class_counts)
+        self.input_name = check_choice("loss.input", input, INPUT_FORMS)
+        self.target_name = check_choice("loss.target", target, TARGET_FORMS)
+        if not 0.0 <= smoothing < 1.0:
+            raise ConfigError(f"loss.smoothing={smoothing} must be in [0, 1).")
         self.input_form = INPUT_FORMS[input]
         self.target_form = TARGET_FORMS[target]
-        self.criterion = _build_criterion(criterion)
+        self.smoothing = smoothing
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        loss = self.criterion(self.input_form(logits), self.target_form(labels, logits.shape[1]))
-        return loss.mean() if loss.ndim else loss  # reduction="none" still needs a scalar to backprop
-
-    def predict(self, logits: torch.Tensor) -> torch.Tensor:
-        """The predicted class index per sample, used for accuracy."""
-        return logits.argmax(dim=1)
+        target = self.target_form(labels, logits.shape[1], self.smoothing)
+        return self.criterion(self.input_form(logits), target)
 
     def extra_repr(self) -> str:
-        return f"input={self.input_name}, target={self.target_name}"
+        return f"input={self.input_name}, target={self.target_name}, smoothing={self.smoothing}"
 
 
-def _check_form(key: str, name: str, forms: Mapping[str, Any]) -> str:
-    if name not in forms:
-        raise ConfigError(f"{key}={name!r} is unknown; choose one of: {', '.join(forms)}.")
+def check_choice(key: str, name: str, choices: Mapping[str, Any]) -> str:
+    if name not in choices:
+        raise ConfigError(f"{key}={name!r} is unknown; choose one of: {', '.join(choices)}.")
     return name
-
-
-def _build_criterion(criterion: Callable[..., nn.Module]) -> nn.Module:
-    if isinstance(criterion, nn.Module):
-        return criterion
-    keywords = criterion.keywords if isinstance(criterion, functools.partial) else {}
-    tensors = {k: torch.as_tensor(list(v), dtype=torch.float32) for k, v in keywords.items() if _is_list(v)}
-    return criterion(**tensors)
-
-
-def _is_list(value: Any) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, str | bytes)  # OmegaConf's ListConfig too
