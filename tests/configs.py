@@ -7,14 +7,9 @@ from pathlib import Path
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-import trainlab
+from trainlab.build import shipped_options as options
 
-CONF = Path(trainlab.__file__).parent / "conf"
-
-
-def options(group: str) -> list[str]:
-    """Every option of a config group: the file names in conf/<group>/."""
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+__all__ = ["compose_train", "options"]
 
 
 def compose_train(tmp_path: Path, *overrides: str) -> DictConfig:

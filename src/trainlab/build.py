@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from hydra._internal.utils import _locate
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+import trainlab.conf
 from trainlab.errors import ConfigError, TrainlabError
 
 
@@ -38,6 +41,25 @@ def build(group: str, node: DictConfig, **kwargs: Any) -> Any:
         if cause is not None:
             raise cause from None
         raise config_error(group, err) from err
+
+
+def shipped_options(group: str) -> list[str]:
+    """The options trainlab ships for a config group: the file names in trainlab/conf/<group>/."""
+    return sorted(p.stem for p in (Path(trainlab.conf.__file__).parent / group).glob("*.yaml"))
+
+
+def shipped_losses_for(task: str) -> list[str]:
+    """Shipped loss options whose adapter class fits `task` (read from each config's _target_ class)."""
+    names = []
+    for name in shipped_options("loss"):
+        node = OmegaConf.load(Path(trainlab.conf.__file__).parent / "loss" / f"{name}.yaml")
+        try:
+            target = _locate(node["_target_"])
+        except (ImportError, KeyError):
+            continue
+        if getattr(target, "task", None) == task:
+            names.append(name)
+    return names
 
 
 def where_defined(group: str) -> str:

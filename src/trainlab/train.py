@@ -13,11 +13,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import trainlab
-from trainlab.build import build, chosen_option, config_error
+from trainlab.build import build, chosen_option, config_error, shipped_losses_for
 from trainlab.data.base import ClassificationDataModule
 from trainlab.errors import ConfigError
 from trainlab.losses import LossAdapter
 from trainlab.module import ClassifierModule
+from trainlab.optim.checks import check_gradient_kinds
 from trainlab.tracking.atomic import atomic_write_text
 from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
 from trainlab.tracking.run_files import provenance, to_number, write_json
@@ -78,8 +79,8 @@ def build_loss(cfg: DictConfig, datamodule: ClassificationDataModule) -> LossAda
     if loss.task != datamodule.task:
         raise ConfigError(
             f"loss={chosen_option('loss')} is a loss for {loss.task} tasks, but data={chosen_option('data')} "
-            f"is a {datamodule.task} dataset. Pick a {datamodule.task} loss (the README's loss table lists "
-            "each loss's task)."
+            f"is a {datamodule.task} dataset. Pick a {datamodule.task} loss: "
+            f"{', '.join(shipped_losses_for(datamodule.task)) or 'none ships with trainlab'}."
         )
     return loss
 
@@ -113,6 +114,7 @@ def check_optimizer_and_scheduler(module: ClassifierModule) -> None:
         optimizer = module.optimizer_factory(params=module.parameters())
     except (TypeError, ValueError) as err:
         raise config_error("optim", err) from err
+    check_gradient_kinds(optimizer, module)
     factory = module.scheduler_spec.get("scheduler")
     if factory is not None:
         try:
