@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from configs import compose_train, options
 from trainlab.build import build
+from trainlab.train import build_optimizer_parts
 
 GROUPS = (
     "data",
@@ -47,7 +48,9 @@ def test_every_model_builds_and_maps_images_to_class_scores(tmp_path, option):
 @pytest.mark.parametrize("option", options("optim"))
 def test_every_optimizer_is_a_partial_completed_with_parameters(tmp_path, option):
     cfg = compose_train(tmp_path, f"optim={option}")
-    factory = build("optim", cfg.optim)
+    parts = build_optimizer_parts(cfg)
+    assert parts["param_groups"] == [] and parts["no_decay"] is False
+    factory = parts["optimizer"]
     assert isinstance(factory, functools.partial)
     optimizer = factory(params=torch.nn.Linear(2, 2).parameters())
     assert isinstance(optimizer, torch.optim.Optimizer)

@@ -105,3 +105,16 @@ def test_checkpoint_stores_the_run_config(tmp_path):
     checkpoint = torch.load(tmp_path / "x.ckpt", weights_only=True)
     assert checkpoint["trainlab_config"] == {"seed": 1}
     assert checkpoint["optimizer_states"] and checkpoint["state_dict"]
+
+
+def test_each_param_group_trains_at_its_own_learning_rate(tmp_path):
+    module = make_module()
+    module.param_group_specs = [{"name": "frozen_by_lr", "params": r"^net\.0\.", "lr": 0.0}]
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    trainer = fit(module, tmp_path, epochs=2)
+    groups = {g["name"]: g["lr"] for g in trainer.optimizers[0].param_groups}
+    assert groups == {"frozen_by_lr": 0.0, "default": 0.1}
+    after = dict(module.named_parameters())
+    assert torch.equal(after["net.0.weight"], before["net.0.weight"])
+    assert not torch.equal(after["net.2.weight"], before["net.2.weight"])
+    assert {"lr/frozen_by_lr", "lr/default"} <= set(trainer.callback_metrics)

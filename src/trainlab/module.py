@@ -7,7 +7,7 @@ factory and a scheduler spec, each built by Hydra from its config group.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as L
@@ -16,6 +16,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from trainlab.optim.param_groups import build_param_groups
 from trainlab.tracking.run_files import epoch_summary
 from trainlab.tracking.tensorboard import log_histogram
 
@@ -60,12 +61,16 @@ class ClassifierModule(L.LightningModule):
         num_classes: int,
         scheduler: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
+        param_groups: Sequence[Mapping[str, Any]] = (),
+        no_decay: bool = False,
     ) -> None:
         super().__init__()
         self.net = net
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_spec = dict(scheduler or {})
+        self.param_group_specs = list(param_groups)
+        self.no_decay = no_decay
         self.config = dict(config or {})
         self.num_classes = num_classes
         self.train_metrics = StageMetrics(num_classes)
@@ -144,8 +149,14 @@ class ClassifierModule(L.LightningModule):
                 rates[group.get("name") or ("default" if i == 0 else f"group{i}")] = float(group["lr"])
         return rates
 
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer over named parameter groups (see trainlab.optim.param_groups)."""
+        base_lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
+        groups = build_param_groups(self.named_parameters(), self.param_group_specs, self.no_decay, base_lr)
+        return self.optimizer_factory(params=groups)
+
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
+        optimizer = self.build_optimizer()
         factory = self.scheduler_spec.get("scheduler")
         if factory is None:
             return optimizer

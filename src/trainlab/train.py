@@ -65,13 +65,25 @@ def build_module(cfg: DictConfig, datamodule: ClassificationDataModule) -> Class
     module = ClassifierModule(
         net=net,
         loss=build_loss(cfg, datamodule),
-        optimizer=build("optim", cfg.optim),
+        **build_optimizer_parts(cfg),
         scheduler=build("scheduler", cfg.scheduler),
         num_classes=cfg.data.num_classes,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
     check_optimizer_and_scheduler(module)
     return module
+
+
+def build_optimizer_parts(cfg: DictConfig) -> dict[str, Any]:
+    """The torch optimizer partial, and trainlab's own optim keys (param_groups, no_decay) kept apart."""
+    node = OmegaConf.to_container(cfg.optim, resolve=True)
+    param_groups = node.pop("param_groups", None) or []
+    no_decay = bool(node.pop("no_decay", False))
+    return {
+        "optimizer": build("optim", OmegaConf.create(node)),
+        "param_groups": param_groups,
+        "no_decay": no_decay,
+    }
 
 
 def build_loss(cfg: DictConfig, datamodule: ClassificationDataModule) -> LossAdapter:
@@ -111,7 +123,7 @@ def check_model_fits_data(net: torch.nn.Module, datamodule: ClassificationDataMo
 def check_optimizer_and_scheduler(module: ClassifierModule) -> None:
     """Build the optimizer and scheduler once up front, so a bad value fails before any training."""
     try:
-        optimizer = module.optimizer_factory(params=module.parameters())
+        optimizer = module.build_optimizer()
     except (TypeError, ValueError) as err:
         raise config_error("optim", err) from err
     check_gradient_kinds(optimizer, module)

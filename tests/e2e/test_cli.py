@@ -252,3 +252,20 @@ def test_console_script_is_the_same_app(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "trainlab.data.imagefolder.ImageFolderDataModule" in done.stdout
+
+
+def test_param_groups_from_the_command_line_reach_the_optimizer(cli):
+    result = cli(
+        r"optim.param_groups=[{name:features,params:'^net\.features\.',lr_scale:0.1}]",
+        "optim.no_decay=true",
+        "scheduler=none",
+        "trainer.max_epochs=2",
+    ).check()
+    checkpoint = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    groups = {g["name"]: g for g in checkpoint["optimizer_states"][0]["param_groups"]}
+    assert set(groups) == {"features", "features_no_decay", "default", "default_no_decay"}
+    assert groups["features"]["lr"] == pytest.approx(1e-4) and groups["default"]["lr"] == pytest.approx(1e-3)
+    assert groups["features_no_decay"]["weight_decay"] == 0.0 and groups["features"]["weight_decay"] == 0.01
+    curves = scalars(result.run_dir)
+    assert curves["lr/features"][0] == pytest.approx(1e-4) and curves["lr/default"][0] == pytest.approx(1e-3)
+    assert result.metrics["val/acc"] > 0.8
