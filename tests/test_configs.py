@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from configs import compose_train, options
 from trainlab.build import build
+from trainlab.optim.schedulers import build_scheduler
 from trainlab.train import build_optimizer_parts
 
 GROUPS = (
@@ -58,13 +59,22 @@ def test_every_optimizer_is_a_partial_completed_with_parameters(tmp_path, option
 
 
 @pytest.mark.parametrize("option", options("scheduler"))
-def test_every_scheduler_is_a_partial_or_none_with_an_interval(tmp_path, option):
+def test_every_scheduler_builds_into_a_lightning_config_and_moves_the_lr(tmp_path, option):
     cfg = compose_train(tmp_path, f"scheduler={option}")
     spec = build("scheduler", cfg.scheduler)
     assert spec["interval"] in ("epoch", "step")
-    if spec["scheduler"] is not None:
-        optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
-        assert isinstance(spec["scheduler"](optimizer=optimizer), torch.optim.lr_scheduler.LRScheduler)
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=cfg.optim.lr, momentum=0.9)
+    config = build_scheduler(spec, optimizer, total_steps=100)
+    if option == "none":
+        assert config is None
+        return
+    scheduler = config["scheduler"]
+    lrs = []
+    for _ in range(20):
+        optimizer.step()
+        scheduler.step(1.0) if option == "plateau" else scheduler.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert len(set(lrs)) > 1 and all(lr >= 0 for lr in lrs), lrs
 
 
 @pytest.mark.parametrize("option", options("experiment"))

@@ -17,14 +17,13 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from trainlab.optim.param_groups import build_param_groups
+from trainlab.optim.schedulers import build_scheduler
 from trainlab.tracking.run_files import epoch_summary
 from trainlab.tracking.tensorboard import log_histogram
 
 log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
-
-LIGHTNING_SCHEDULER_KEYS = ("interval", "frequency", "monitor", "strict", "name")
 
 
 class StageMetrics(nn.Module):
@@ -157,14 +156,9 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.build_optimizer()
-        factory = self.scheduler_spec.get("scheduler")
-        if factory is None:
-            return optimizer
-        settings = {k: self.scheduler_spec[k] for k in LIGHTNING_SCHEDULER_KEYS if k in self.scheduler_spec}
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": factory(optimizer=optimizer), **settings},
-        }
+        total_steps = self.trainer.estimated_stepping_batches if self._trainer is not None else None
+        scheduler = build_scheduler(self.scheduler_spec, optimizer, total_steps)
+        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["trainlab_config"] = self.config

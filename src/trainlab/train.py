@@ -19,6 +19,7 @@ from trainlab.errors import ConfigError
 from trainlab.losses import LossAdapter
 from trainlab.module import ClassifierModule
 from trainlab.optim.checks import check_gradient_kinds
+from trainlab.optim.schedulers import build_scheduler
 from trainlab.tracking.atomic import atomic_write_text
 from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
 from trainlab.tracking.run_files import provenance, to_number, write_json
@@ -127,12 +128,10 @@ def check_optimizer_and_scheduler(module: ClassifierModule) -> None:
     except (TypeError, ValueError) as err:
         raise config_error("optim", err) from err
     check_gradient_kinds(optimizer, module)
-    factory = module.scheduler_spec.get("scheduler")
-    if factory is not None:
-        try:
-            factory(optimizer=optimizer)
-        except (TypeError, ValueError) as err:
-            raise config_error("scheduler", err) from err
+    try:  # the real run length is known only inside fit; any positive count builds the same way
+        build_scheduler(module.scheduler_spec, optimizer, total_steps=1000)
+    except (TypeError, ValueError, KeyError) as err:
+        raise config_error("scheduler", err) from err
 
 
 def build_trainer(cfg: DictConfig) -> L.Trainer:
