@@ -18,6 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from trainlab.optim.param_groups import build_param_groups
 from trainlab.optim.schedulers import build_scheduler
+from trainlab.tracking.rng import capture_rng_state, restore_rng_state
 from trainlab.tracking.run_files import epoch_summary
 from trainlab.tracking.tensorboard import log_histogram
 
@@ -162,3 +163,8 @@ class ClassifierModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["trainlab_config"] = self.config
+        checkpoint["trainlab_rng"] = capture_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "trainlab_rng" in checkpoint:
+            restore_rng_state(checkpoint["trainlab_rng"])

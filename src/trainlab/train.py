@@ -159,26 +159,49 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved)
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), output_dir))
     metrics: dict[str, Any] = {key: to_number(trainer.callback_metrics.get(key)) for key in METRIC_KEYS}
     metrics["epochs"] = trainer.current_epoch
 
-    checkpoint = trainer.checkpoint_callback
-    best = checkpoint.best_model_path if checkpoint is not None and checkpoint.best_model_path else None
+    best, last = saved_checkpoints(trainer)
     if cfg.get("test") and datamodule.has_test_split:
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        results = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
         metrics.update({key: to_number(value) for key, value in (results[0] if results else {}).items()})
     metrics.setdefault("test/acc", None)
     metrics.setdefault("test/loss", None)
-    metrics["best_ckpt"] = best
-    metrics["last_ckpt"] = (
-        checkpoint.last_model_path if checkpoint is not None and checkpoint.last_model_path else None
-    )
+    metrics["best_ckpt"], metrics["last_ckpt"] = best, last
     metrics["wall_s"] = round(time.perf_counter() - started, 3)
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", metrics)
         print(summary_line(output_dir, metrics, has_tensorboard=(output_dir / "tensorboard").is_dir()))
     return metrics
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
+    """`last` means this run dir's checkpoints/last.ckpt: resume in place with hydra.run.dir=<run dir>."""
+    if ckpt_path is None:
+        return None
+    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path).expanduser()
+    if not path.is_file():
+        hint = (
+            "ckpt_path=last resumes in the run dir named by hydra.run.dir=<run dir>, which holds no last.ckpt"
+            if ckpt_path == "last"
+            else "give the path of a .ckpt file (runs keep theirs in <run dir>/checkpoints/)"
+        )
+        raise ConfigError(f"ckpt_path={ckpt_path}: {path} does not exist; {hint}.")
+    return str(path)
+
+
+def saved_checkpoints(trainer: L.Trainer) -> tuple[str | None, str | None]:
+    """(best by the monitored metric, last) checkpoint files of this run, None where not written."""
+    best = last = None
+    for callback in trainer.checkpoint_callbacks:
+        path = callback.best_model_path or None
+        if callback.monitor is None:
+            last = last or path
+        else:
+            best = best or path
+    return best, last
 
 
 def summary_line(output_dir: Path, metrics: dict[str, Any], has_tensorboard: bool) -> str:

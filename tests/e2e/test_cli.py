@@ -269,3 +269,31 @@ def test_param_groups_from_the_command_line_reach_the_optimizer(cli):
     curves = scalars(result.run_dir)
     assert curves["lr/features"][0] == pytest.approx(1e-4) and curves["lr/default"][0] == pytest.approx(1e-3)
     assert result.metrics["val/acc"] > 0.8
+
+
+def test_finetune_callback_adds_the_backbone_group_and_logs_its_lr(cli):
+    result = cli(
+        "callbacks=finetune",
+        "callbacks.finetune.unfreeze_at_epoch=1",
+        "scheduler=none",
+        "trainer.max_epochs=2",
+    ).check()
+    checkpoint = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    groups = {g["name"]: g["lr"] for g in checkpoint["optimizer_states"][0]["param_groups"]}
+    assert groups == {"default": pytest.approx(1e-3), "backbone": pytest.approx(1e-4)}
+    curves = scalars(result.run_dir)
+    assert curves["lr/backbone"] and curves["lr/backbone"][0] == pytest.approx(1e-4)
+    assert len(curves["lr/default"]) > len(curves["lr/backbone"])  # the group exists from epoch 1 on
+
+
+def test_ckpt_path_last_resumes_in_the_same_run_dir(cli, tmp_path):
+    run_dir = tmp_path / "run"
+    cli("trainer.max_epochs=2", run_dir=run_dir).check()
+    resumed = cli("trainer.max_epochs=3", "ckpt_path=last", run_dir=run_dir).check()
+    assert resumed.metrics["epochs"] == 3
+    assert len(scalars(run_dir)["val/acc"]) == 3  # one TensorBoard run, continued
+
+
+def test_missing_ckpt_path_is_named(cli, tmp_path):
+    result = cli(f"ckpt_path={tmp_path / 'nope.ckpt'}")
+    assert result.returncode == 1 and f"{tmp_path / 'nope.ckpt'} does not exist" in result.stderr

@@ -114,7 +114,8 @@ class ClassificationDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            # fresh workers each epoch draw their seeds from the (checkpointed) main RNG: exact resume
+            persistent_workers=False,
             pin_memory=torch.cuda.is_available(),
         )
 

@@ -1,0 +1,1 @@
+"""Lightning callbacks trainlab ships (selected through conf/callbacks/)."""

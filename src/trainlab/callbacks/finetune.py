@@ -1,0 +1,78 @@
+"""Freeze a backbone for the first epochs, then train it as a new optimizer param group.
+
+The classic transfer-learning recipe, done with torch's optimizer.add_param_group() at run time: the
+head trains alone while the backbone is frozen (its parameters are in no param group), then the backbone
+joins the optimizer as a group of its own with its own (usually smaller) learning rate, logged as
+lr/<group_name>. Lightning's BaseFinetuning re-creates the group when a run resumes past that epoch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.callbacks import BaseFinetuning
+from torch import nn
+
+from trainlab.errors import ConfigError
+
+
+class BackboneFinetuning(BaseFinetuning):
+    def __init__(
+        self,
+        backbone: str,
+        unfreeze_at_epoch: int = 1,
+        lr: float | None = None,
+        lr_scale: float = 0.1,
+        group_name: str = "backbone",
+        train_bn: bool = True,
+    ) -> None:
+        super().__init__()
+        if unfreeze_at_epoch < 0:
+            raise ConfigError(f"callbacks.finetune.unfreeze_at_epoch={unfreeze_at_epoch} must be >= 0.")
+        self.pattern = re.compile(backbone)
+        self.unfreeze_at_epoch = unfreeze_at_epoch
+        self.lr = lr
+        self.lr_scale = lr_scale
+        self.group_name = group_name
+        self.train_bn = train_bn
+
+    def backbone_modules(self, pl_module: L.LightningModule) -> list[nn.Module]:
+        """Modules whose full name (as in named_modules(), e.g. 'net.features') matches the pattern."""
+        modules = [m for name, m in pl_module.named_modules() if name and self.pattern.fullmatch(name)]
+        if not modules:
+            names = [name for name, _ in pl_module.named_modules() if name.count(".") <= 1 and name]
+            raise ConfigError(
+                f"callbacks finetune: backbone='{self.pattern.pattern}' matches no module. "
+                f"Top-level module names: {', '.join(names)}."
+            )
+        return modules
+
+    def freeze_before_training(self, pl_module: L.LightningModule) -> None:
+        self.freeze(self.backbone_modules(pl_module), train_bn=self.train_bn)
+
+    def finetune_function(
+        self, pl_module: L.LightningModule, epoch: int, optimizer: torch.optim.Optimizer
+    ) -> None:
+        if epoch != self.unfreeze_at_epoch:
+            return
+        lr = self.lr if self.lr is not None else optimizer.param_groups[0]["lr"] * self.lr_scale
+        self.unfreeze_and_add_param_group(
+            self.backbone_modules(pl_module), optimizer, lr=lr, train_bn=self.train_bn, initial_denom_lr=1.0
+        )
+        group = optimizer.param_groups[-1]
+        group["name"] = self.group_name
+        group.setdefault("initial_lr", lr)
+        _extend_schedulers(pl_module.trainer, optimizer, [lr])
+
+
+def _extend_schedulers(
+    trainer: L.Trainer, optimizer: torch.optim.Optimizer, new_lrs: Iterable[float]
+) -> None:
+    """Schedulers keep one base lr per group; give the new group its own so it is scheduled too."""
+    for config in trainer.lr_scheduler_configs:
+        scheduler = config.scheduler
+        if getattr(scheduler, "optimizer", None) is optimizer and hasattr(scheduler, "base_lrs"):
+            scheduler.base_lrs.extend(new_lrs)
