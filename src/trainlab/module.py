@@ -27,6 +27,20 @@ log = logging.getLogger(__name__)
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
+def load_pending_loader_state(trainer: L.Trainer) -> None:
+    """Hand a resumed run's train-loader position (saved in the checkpoint) to the loader.
+
+    Lightning applies it only when it builds the train loader after restoring the checkpoint, but
+    `trainer.estimated_stepping_batches` (one-cycle's total_steps) builds it earlier, during
+    configure_optimizers; the loader starts lazily, so handing the state over here is still in time.
+    """
+    fit_loop = trainer.fit_loop
+    if getattr(fit_loop, "_combined_loader_states_to_load", None) and hasattr(
+        fit_loop, "_load_combined_loader_states"
+    ):
+        fit_loop._load_combined_loader_states()
+
+
 class StageMetrics(nn.Module):
     """Sample-weighted mean loss and accuracy of one stage over an epoch, synced across devices."""
 
@@ -110,6 +124,7 @@ class ClassifierModule(L.LightningModule):
     def on_train_start(self) -> None:
         # the sanity-check validation before training must not count as the best epoch
         self.val_acc_best.reset()
+        load_pending_loader_state(self.trainer)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         for name, lr in self.learning_rates().items():

@@ -30,6 +30,12 @@ RECIPES = {
         "scheduler=onecycle",
         "scheduler.scheduler.total_steps=92",
     ],  # 23 batches x 4 epochs
+    "mid_epoch_two_workers": [
+        "optim=adam",
+        "scheduler=onecycle",
+        "scheduler.scheduler.total_steps=92",
+        "data.num_workers=2",
+    ],
     "sgd_two_workers": [
         "optim=sgd",
         "optim.lr=0.01",
@@ -60,11 +66,24 @@ def assert_identical(a, b, path="checkpoint"):
         assert a == b, f"{path}: {a!r} != {b!r}"
 
 
+# How the first run stops: after epoch 2, or (mid-epoch) at step 30 = batch 7 of epoch 2, checkpointing there.
+STOP_AT_EPOCH = ["trainer.max_epochs=2"]
+STOP_MID_EPOCH = [
+    "trainer.max_epochs=4",
+    "trainer.max_steps=30",
+    "callbacks.last_checkpoint.every_n_train_steps=30",
+    "callbacks.last_checkpoint.every_n_epochs=null",
+]
+
+
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_stop_and_resume_equals_the_straight_run(cli, tmp_path, recipe):
     common = ["trainer.deterministic=true", "test=false", *RECIPES[recipe]]
+    stop = STOP_MID_EPOCH if recipe.startswith("mid_epoch") else STOP_AT_EPOCH
     straight = cli(*common, "trainer.max_epochs=4", run_dir=tmp_path / "straight").check()
-    first = cli(*common, "trainer.max_epochs=2", run_dir=tmp_path / "first").check()
+    first = cli(*common, *stop, run_dir=tmp_path / "first").check()
+    stopped = load(first.run_dir)
+    assert stopped["global_step"] == (30 if stop is STOP_MID_EPOCH else 46)
     resumed = cli(
         *common,
         "trainer.max_epochs=4",

@@ -14,6 +14,7 @@ import lightning.pytorch as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from trainlab.data.sampling import EpochShuffleSampler, ResumableDataLoader
 from trainlab.data.transforms import compose
 from trainlab.errors import ConfigError, DataError
 
@@ -43,6 +44,7 @@ class ClassificationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         train_transforms: Sequence[Any] | None = None,
         eval_transforms: Sequence[Any] | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         _require_int("data.batch_size", batch_size, minimum=1)
@@ -57,6 +59,7 @@ class ClassificationDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.train_transform = compose(train_transforms, image_size)
         self.eval_transform = compose(eval_transforms, image_size)
+        self.seed = seed
         self.splits: Splits | None = None
 
     def load_splits(self) -> Splits:
@@ -93,7 +96,17 @@ class ClassificationDataModule(L.LightningDataModule):
         return torch.bincount(labels, minlength=self.num_classes).tolist()
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._require_setup().train, shuffle=True)
+        """Order and augmentations fixed by (seed, epoch, position): reproducible with any number of
+        workers, and resumable mid-epoch (see trainlab.data.sampling)."""
+        dataset = self._require_setup().train
+        return ResumableDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=EpochShuffleSampler(len(dataset), self.seed, epoch_source=self._current_epoch),
+            batches_done=self._batches_done_this_epoch,
+            generator=torch.Generator().manual_seed(self.seed),  # worker seeds: not from the global RNG
+            **self._loader_options(),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self._require_setup().val, shuffle=False)
@@ -109,15 +122,26 @@ class ClassificationDataModule(L.LightningDataModule):
         return self._require_setup().test is not None
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            # fresh workers each epoch draw their seeds from the (checkpointed) main RNG: exact resume
-            persistent_workers=False,
-            pin_memory=torch.cuda.is_available(),
-        )
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, **self._loader_options())
+
+    def _loader_options(self) -> dict[str, Any]:
+        return {
+            "num_workers": self.num_workers,
+            "persistent_workers": False,  # the exact-resume tests run with fresh workers each epoch
+            "pin_memory": torch.cuda.is_available(),
+        }
+
+    def _current_epoch(self) -> int:
+        """The epoch the trainer is in or about to start (0 outside fitting)."""
+        trainer = self.trainer
+        return 0 if trainer is None else trainer.fit_loop.epoch_progress.current.processed
+
+    def _batches_done_this_epoch(self) -> int:
+        """Batches of the current epoch the trainer has taken (0 outside fitting)."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        return trainer.fit_loop.epoch_loop.batch_progress.current.ready
 
     def _require_setup(self) -> Splits:
         if self.splits is None:

@@ -12,6 +12,20 @@ from torch.utils.data import Dataset
 from trainlab.errors import DataError
 
 Transform = Callable[[object], torch.Tensor]
+Key = int | tuple[int, int]  # an index, or (index, seed) from EpochShuffleSampler
+
+
+def seeded(transform: Transform, image: object, key: Key) -> torch.Tensor:
+    """Apply the transform; with a (index, seed) key, its random draws come from that seed alone."""
+    if isinstance(key, int):
+        return transform(image)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(key[1])
+        return transform(image)
+
+
+def index_of(key: Key) -> int:
+    return key if isinstance(key, int) else key[0]
 
 
 class TensorImageDataset(Dataset):
@@ -29,8 +43,9 @@ class TensorImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(self.images[index]), self.labels[index]
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
+        index = index_of(key)
+        return seeded(self.transform, self.images[index], key), self.labels[index]
 
 
 class ImageFileDataset(Dataset):
@@ -47,7 +62,8 @@ class ImageFileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
+        index = index_of(key)
         path = self.paths[index]
         try:
             with Image.open(path) as image:
@@ -56,4 +72,4 @@ class ImageFileDataset(Dataset):
             raise DataError(
                 f"Cannot read image {path}: {err}. Replace or remove the file, then run again."
             ) from err
-        return self.transform(image), torch.tensor(self.labels[index])
+        return seeded(self.transform, image, key), torch.tensor(self.labels[index])
