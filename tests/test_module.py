@@ -28,7 +28,7 @@ def make_module(scheduler=None, target="index", criterion=torch.nn.CrossEntropyL
     )
 
 
-def fit(module: ClassifierModule, tmp_path, epochs: int = 5) -> L.Trainer:
+def fit(module: ClassifierModule, tmp_path, epochs: int = 5, callbacks=(), ckpt_path=None) -> L.Trainer:
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
@@ -36,11 +36,11 @@ def fit(module: ClassifierModule, tmp_path, epochs: int = 5) -> L.Trainer:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        callbacks=list(callbacks),
         default_root_dir=tmp_path,
     )
-    trainer.fit(
-        module, DataLoader(blobs(), batch_size=32, shuffle=True), DataLoader(blobs(seed=1), batch_size=64)
-    )
+    train = DataLoader(blobs(), batch_size=32, shuffle=True)
+    trainer.fit(module, train, DataLoader(blobs(seed=1), batch_size=64), ckpt_path=ckpt_path)
     return trainer
 
 

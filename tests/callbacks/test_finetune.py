@@ -1,31 +1,14 @@
-import lightning.pytorch as L
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from test_module import blobs, make_module
+from test_module import fit as fit_module
+from test_module import make_module
 from trainlab.callbacks.finetune import BackboneFinetuning
 from trainlab.errors import ConfigError
 
 
-def fit(module, callback, epochs, tmp_path, ckpt_path=None):
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[callback],
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(
-        module,
-        DataLoader(blobs(), batch_size=32),
-        DataLoader(blobs(seed=1), batch_size=64),
-        ckpt_path=ckpt_path,
-    )
-    return trainer
+def fit(module, callback, epochs, tmp_path):
+    return fit_module(module, tmp_path, epochs=epochs, callbacks=[callback])
 
 
 def test_backbone_is_frozen_then_added_as_its_own_group(tmp_path):

@@ -34,12 +34,8 @@ class _PrototypeLoss(LossAdapter):
             raise ConfigError(f"{type(self).__name__} needs num_classes (set by trainlab from the data).")
 
 
-class PrototypeDistanceLoss(_PrototypeLoss):
-    """HingeEmbeddingLoss on the distances from each embedding to every class prototype.
-
-    y = +1 for the true class (the distance itself is the loss) and -1 for the others
-    (max(0, margin - distance)): pull to your own prototype, push the others beyond the margin.
-    """
+class _LearnedPrototypes(_PrototypeLoss):
+    """One trainable prototype per class, orthogonal at the start, optimized with the network."""
 
     def __init__(
         self,
@@ -50,6 +46,14 @@ class PrototypeDistanceLoss(_PrototypeLoss):
         super().__init__(criterion, num_classes, class_counts)
         self.prototypes = nn.Parameter(torch.empty(num_classes, num_classes))
         nn.init.orthogonal_(self.prototypes)
+
+
+class PrototypeDistanceLoss(_LearnedPrototypes):
+    """HingeEmbeddingLoss on the distances from each embedding to every class prototype.
+
+    y = +1 for the true class (the distance itself is the loss) and -1 for the others
+    (max(0, margin - distance)): pull to your own prototype, push the others beyond the margin.
+    """
 
     def distances(self, embeddings: torch.Tensor) -> torch.Tensor:
         return torch.cdist(embeddings, self.prototypes.to(embeddings.dtype))
@@ -62,21 +66,11 @@ class PrototypeDistanceLoss(_PrototypeLoss):
         return self.distances(embeddings).argmin(dim=1)
 
 
-class PrototypeCosineLoss(_PrototypeLoss):
+class PrototypeCosineLoss(_LearnedPrototypes):
     """CosineEmbeddingLoss between each embedding and every class prototype.
 
     y = +1 for the true class (1 - cos) and -1 for the others (max(0, cos - margin)).
     """
-
-    def __init__(
-        self,
-        criterion: Criterion,
-        num_classes: int | None = None,
-        class_counts: Sequence[int] | None = None,
-    ) -> None:
-        super().__init__(criterion, num_classes, class_counts)
-        self.prototypes = nn.Parameter(torch.empty(num_classes, num_classes))
-        nn.init.orthogonal_(self.prototypes)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         n, k = len(embeddings), self.num_classes
