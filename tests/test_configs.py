@@ -23,6 +23,7 @@ GROUPS = (
     "paths",
     "hydra",
     "experiment",
+    "hparams_search",
 )
 
 
@@ -117,3 +118,32 @@ def test_loggers_and_callbacks_build(tmp_path, option):
     cfg = compose_train(tmp_path, f"{group}={option}")
     for node in (cfg[group] or {}).values():
         assert build(group, node) is not None
+
+
+@pytest.mark.parametrize("option", options("hparams_search"))
+def test_search_spaces_name_only_shipped_options_and_existing_keys(tmp_path, option):
+    """A typo in a search space would otherwise only surface trials into a search."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    with initialize_config_module(config_module="trainlab.conf", version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"hparams_search={option}",
+                f"paths.output_dir={tmp_path}",
+                f"paths.data_dir={tmp_path}",
+            ],
+            return_hydra_config=True,
+        )
+    assert cfg.hydra.mode.name == "MULTIRUN" and cfg.hydra.sweeper.direction == "maximize"
+    parser = OverridesParser.create()
+    for key, space in cfg.hydra.sweeper.params.items():
+        override = parser.parse_override(f"{key}={space}")
+        if key in GROUPS:  # a config group: every choice must be a file in conf/<group>/
+            assert isinstance(override.value(), ChoiceSweep)
+            assert set(override.value().list) <= set(options(key)), (key, override.value().list)
+        else:  # a value: the key must exist in the composed config
+            group, _, leaf = key.rpartition(".")
+            assert leaf in cfg[group], f"{key} is not a key of the composed config"

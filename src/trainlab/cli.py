@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -17,15 +18,32 @@ log = logging.getLogger("trainlab")
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Train one configuration; returns best val/acc so Hydra sweepers (e.g. Optuna) can maximize it."""
+    """Train one configuration; returns best val/acc so Hydra sweepers (e.g. Optuna) can maximize it.
+
+    The run's status.json says how it ended (completed, failed with the error, interrupted), for the
+    run browser and sweep summaries.
+    """
+    from trainlab.tracking.status import mark_finished, mark_running
     from trainlab.train import train  # heavy imports after Hydra has parsed the command line
 
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    mark_running(run_dir)
     try:
         metrics = train(cfg)
     except TrainlabError as err:
+        mark_finished(run_dir, "failed", str(err))
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            log.error("%s", err)
-            raise  # a sweep records the failed job and goes on with the others
+            # recorded, not raised: the other jobs run, and the sweep summary names this one and
+            # ends the sweep with a non-zero exit (trainlab.tracking.sweep)
+            log.error("job failed: %s", err)
+            return None
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        mark_finished(run_dir, "interrupted", "interrupted (KeyboardInterrupt)")
+        raise
+    except Exception as err:
+        mark_finished(run_dir, "failed", f"{type(err).__name__}: {err}")
+        raise
+    mark_finished(run_dir, "completed")
     return metrics.get("val/acc_best")

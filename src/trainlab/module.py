@@ -14,10 +14,11 @@ import lightning.pytorch as L
 import torch
 from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from trainlab.optim.param_groups import build_param_groups
 from trainlab.optim.schedulers import build_scheduler
+from trainlab.tracking.history import MetricHistory
 from trainlab.tracking.rng import capture_rng_state, restore_rng_state
 from trainlab.tracking.run_files import epoch_summary
 from trainlab.tracking.tensorboard import log_histogram
@@ -42,21 +43,32 @@ def load_pending_loader_state(trainer: L.Trainer) -> None:
 
 
 class StageMetrics(nn.Module):
-    """Sample-weighted mean loss and accuracy of one stage over an epoch, synced across devices."""
+    """Sample-weighted mean loss and accuracy of one stage over an epoch, synced across devices.
 
-    def __init__(self, num_classes: int) -> None:
+    With `confusion`, also the epoch's confusion matrix (rows: true class, columns: predicted), kept in
+    `last_confusion` after the reset so figures and reports can read it once the epoch has ended.
+    """
+
+    def __init__(self, num_classes: int, confusion: bool = False) -> None:
         super().__init__()
         self.loss = MeanMetric()
         self.acc = MulticlassAccuracy(num_classes, average="micro")
+        self.confusion = MulticlassConfusionMatrix(num_classes) if confusion else None
+        self.last_confusion: torch.Tensor | None = None
 
     def update(self, loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
         self.loss.update(loss, weight=len(labels))
         self.acc.update(preds, labels)
+        if self.confusion is not None:
+            self.confusion.update(preds, labels)
 
     def compute_and_reset(self) -> tuple[torch.Tensor, torch.Tensor]:
         values = self.loss.compute(), self.acc.compute()
         self.loss.reset()
         self.acc.reset()
+        if self.confusion is not None:
+            self.last_confusion = self.confusion.compute().cpu()
+            self.confusion.reset()
         return values
 
 
@@ -64,7 +76,8 @@ class ClassifierModule(L.LightningModule):
     """Logs train/loss, train/acc, val/loss, val/acc, val/acc_best, test/loss, test/acc and lr/<group>.
 
     `scheduler` is a mapping like conf/scheduler/*.yaml: {"scheduler": partial or None, "interval": ...};
-    `config` is the composed run config, stored in every checkpoint so a run can be rebuilt from it.
+    `config` is the composed run config and `class_names` the data's classes, both stored in every
+    checkpoint so a run can be rebuilt, evaluated and used for prediction from the checkpoint alone.
     """
 
     def __init__(
@@ -77,6 +90,7 @@ class ClassifierModule(L.LightningModule):
         config: Mapping[str, Any] | None = None,
         param_groups: Sequence[Mapping[str, Any]] = (),
         no_decay: bool = False,
+        class_names: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.net = net
@@ -87,10 +101,12 @@ class ClassifierModule(L.LightningModule):
         self.no_decay = no_decay
         self.config = dict(config or {})
         self.num_classes = num_classes
+        self.class_names = list(class_names) or [str(i) for i in range(num_classes)]
         self.train_metrics = StageMetrics(num_classes)
-        self.val_metrics = StageMetrics(num_classes)
-        self.test_metrics = StageMetrics(num_classes)
+        self.val_metrics = StageMetrics(num_classes, confusion=True)
+        self.test_metrics = StageMetrics(num_classes, confusion=True)
         self.val_acc_best = MaxMetric()
+        self.history = MetricHistory()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -113,6 +129,8 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.shared_step(batch, "train")
         self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
+        if self._at_log_step():
+            self.history.add_step(self.global_step, loss)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -153,7 +171,14 @@ class ClassifierModule(L.LightningModule):
         loss, acc = metrics.compute_and_reset()
         self.log(f"{stage}/loss", loss, prog_bar=stage != "train")
         self.log(f"{stage}/acc", acc, prog_bar=stage != "train")
+        if stage in ("train", "val") and not self.trainer.sanity_checking:
+            self.history.add_epoch(stage, self.current_epoch, self.global_step, loss, acc)
         return acc
+
+    def confusion_matrix(self, stage: str) -> torch.Tensor | None:
+        """The confusion matrix of the last finished `val` or `test` epoch (None before one ends)."""
+        metrics: StageMetrics = getattr(self, f"{stage}_metrics")
+        return metrics.last_confusion
 
     def learning_rates(self) -> dict[str, float]:
         """Current lr of every param group of every optimizer, keyed by group name."""
@@ -178,8 +203,12 @@ class ClassifierModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["trainlab_config"] = self.config
+        checkpoint["trainlab_classes"] = self.class_names
         checkpoint["trainlab_rng"] = capture_rng_state()
+        checkpoint["trainlab_history"] = self.history.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "trainlab_rng" in checkpoint:
             restore_rng_state(checkpoint["trainlab_rng"])
+        if "trainlab_history" in checkpoint:
+            self.history.load_state_dict(checkpoint["trainlab_history"])

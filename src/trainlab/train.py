@@ -22,14 +22,22 @@ from trainlab.optim.checks import check_gradient_kinds
 from trainlab.optim.schedulers import build_scheduler
 from trainlab.tracking.atomic import atomic_write_text
 from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
+from trainlab.tracking.hparams import CHOICE_GROUPS, run_hparams
 from trainlab.tracking.run_files import provenance, to_number, write_json
+from trainlab.tracking.tensorboard import log_run_overview
 
 log = logging.getLogger(__name__)
 
-# On a CPU box worker processes steal cores from the model, so num_workers=0 is a deliberate default.
-warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+def silence_known_warnings() -> None:
+    """Lightning warnings that say nothing about the user's run."""
+    # On a CPU box worker processes steal cores from the model, so num_workers=0 is a deliberate default.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+
+
+silence_known_warnings()
 
 METRIC_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
 
@@ -69,6 +77,7 @@ def build_module(cfg: DictConfig, datamodule: ClassificationDataModule) -> Class
         **build_optimizer_parts(cfg),
         scheduler=build("scheduler", cfg.scheduler),
         num_classes=cfg.data.num_classes,
+        class_names=datamodule.classes,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
     check_optimizer_and_scheduler(module)
@@ -142,6 +151,21 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     )
 
 
+def record_run(cfg: DictConfig, trainer: L.Trainer, output_dir: Path) -> None:
+    """Provenance before training: the resolved config and versions in the run dir and in TensorBoard."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    config_yaml = OmegaConf.to_yaml(resolved)
+    origin = provenance(cfg.seed, Path(trainlab.__file__).parent)
+    if trainer.is_global_zero:
+        # .hydra/config.yaml keeps the interpolations; this is what the run actually used
+        atomic_write_text(output_dir / "config.yaml", config_yaml)
+        write_json(output_dir / "provenance.json", origin)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(resolved)
+    choices = {group: chosen_option(group) for group in CHOICE_GROUPS}
+    log_run_overview(trainer, run_hparams(resolved, choices), config_yaml, origin)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one experiment and return the metrics written to <output_dir>/metrics.json."""
     started = time.perf_counter()
@@ -151,13 +175,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = prepare_data(cfg)
     module = build_module(cfg, datamodule)
     trainer = build_trainer(cfg)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    if trainer.is_global_zero:
-        # .hydra/config.yaml keeps the interpolations; this is what the run actually used
-        atomic_write_text(output_dir / "config.yaml", OmegaConf.to_yaml(resolved))
-        write_json(output_dir / "provenance.json", provenance(cfg.seed, Path(trainlab.__file__).parent))
-    for logger in trainer.loggers:
-        logger.log_hyperparams(resolved)
+    record_run(cfg, trainer, output_dir)
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), output_dir))
     metrics: dict[str, Any] = {key: to_number(trainer.callback_metrics.get(key)) for key in METRIC_KEYS}

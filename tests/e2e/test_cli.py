@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,10 @@ def test_default_run_on_digits_writes_everything_and_learns(cli):
     assert curves["lr/default"][0] > curves["lr/default"][-1]  # cosine schedule decays
     assert f"tensorboard --logdir {run / 'tensorboard'}" in result.stdout
     assert (run / "provenance.json").is_file()
+    for figure in ("curves.png", "confusion_matrix.png", "predictions.png", "test_confusion_matrix.png"):
+        assert (run / figure).stat().st_size > 1000, figure
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "completed" and status["error"] is None and status["duration_s"] >= 0
 
 
 def test_bce_logits_with_adam_runs_and_learns(cli):
@@ -222,6 +227,8 @@ def test_bad_values_stop_before_training_with_one_paragraph(cli, overrides, mess
     assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (result.run_dir / "checkpoints").exists() and not (result.run_dir / "tensorboard").exists()
+    status = json.loads((result.run_dir / "status.json").read_text())
+    assert status["status"] == "failed" and message in status["error"]
 
 
 def test_sweep_runs_every_combination_in_its_own_dir(cli, tmp_path):

@@ -46,6 +46,19 @@ def test_predict_decodes_one_class_index_per_sample(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", options("loss"))
+def test_probabilities_are_a_distribution_whose_argmax_is_the_prediction(tmp_path, name):
+    """trainlab.predict and the prediction grids report these; they must agree with accuracy's class."""
+    loss = make(tmp_path, name)
+    outputs, labels = batch(n=40)
+    loss(outputs, labels)
+    loss.eval()
+    probabilities = loss.probabilities(outputs.detach())
+    assert probabilities.shape == (40, NUM_CLASSES) and (probabilities >= 0).all()
+    assert torch.allclose(probabilities.sum(dim=1), torch.ones(40), atol=1e-5)
+    assert torch.equal(probabilities.argmax(dim=1), loss.predict(outputs.detach()))
+
+
+@pytest.mark.parametrize("name", options("loss"))
 def test_a_few_steps_on_separable_outputs_raise_accuracy(tmp_path, name):
     """Optimizing the outputs directly: every loss must move predictions towards the labels."""
     torch.manual_seed(0)

@@ -1,8 +1,9 @@
 """The loss contract: a torch criterion plus how a classifier's outputs and labels map onto it.
 
 Every `conf/loss/<name>.yaml` builds a LossAdapter. The module only ever calls
-`adapter(outputs, labels)` (a loss tensor, reduced or per sample) and `adapter.predict(outputs)`
-(class indices for accuracy); everything loss-specific stays here.
+`adapter(outputs, labels)` (a loss tensor, reduced or per sample), `adapter.predict(outputs)` (class
+indices for accuracy) and `adapter.probabilities(outputs)` (for prediction reports); everything
+loss-specific stays here.
 """
 
 from __future__ import annotations
@@ -41,9 +42,21 @@ class LossAdapter(nn.Module):
     def forward(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def class_scores(self, outputs: torch.Tensor) -> torch.Tensor:
+        """One score per class and sample, higher meaning more likely: the logits for most losses.
+
+        Losses whose network outputs are not class scores (embeddings) override this, so prediction
+        and probabilities follow from one definition.
+        """
+        return outputs
+
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """The predicted class index per sample, used for accuracy."""
-        return outputs.argmax(dim=1)
+        return self.class_scores(outputs).argmax(dim=1)
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """A distribution over classes per sample: the softmax of the class scores."""
+        return self.class_scores(outputs).float().softmax(dim=1)
 
 
 def build_criterion(

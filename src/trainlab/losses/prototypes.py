@@ -62,8 +62,8 @@ class PrototypeDistanceLoss(_LearnedPrototypes):
         target = F.one_hot(labels, self.num_classes).float() * 2 - 1
         return self.criterion(self.distances(embeddings), target)
 
-    def predict(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.distances(embeddings).argmin(dim=1)
+    def class_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return -self.distances(embeddings)
 
 
 class PrototypeCosineLoss(_LearnedPrototypes):
@@ -80,11 +80,9 @@ class PrototypeCosineLoss(_LearnedPrototypes):
         loss = self.criterion(pairs_a, pairs_b, target)
         return loss.view(n, k) if loss.ndim else loss  # reduction="none": one row per sample
 
-    def predict(self, embeddings: torch.Tensor) -> torch.Tensor:
-        similarity = (
-            F.normalize(embeddings, dim=1) @ F.normalize(self.prototypes.to(embeddings.dtype), dim=1).T
-        )
-        return similarity.argmax(dim=1)
+    def class_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity to each prototype."""
+        return F.normalize(embeddings, dim=1) @ F.normalize(self.prototypes.to(embeddings.dtype), dim=1).T
 
 
 class BatchTripletLoss(_PrototypeLoss):
@@ -125,8 +123,9 @@ class BatchTripletLoss(_PrototypeLoss):
                 self.prototypes[cls] = mean
                 self.seen[cls] = True
 
-    def predict(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return torch.cdist(embeddings, self.prototypes.to(embeddings.dtype)).argmin(dim=1)
+    def class_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Negative distance to each running class mean."""
+        return -torch.cdist(embeddings, self.prototypes.to(embeddings.dtype))
 
 
 def mine_triplets(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:

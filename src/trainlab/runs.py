@@ -1,0 +1,158 @@
+"""`python -m trainlab.runs [DIR]`: the runs and sweeps under outputs/, compared and ranked.
+
+    python -m trainlab.runs                      # every run under ./outputs: one line each
+    python -m trainlab.runs outputs/multirun     # only those under a folder (a sweep dir works too)
+    python -m trainlab.runs --compare RUN RUN... # config differences and metrics side by side
+    python -m trainlab.runs --best [DIR]         # the best run's dir and checkpoint (by val/acc_best)
+
+A run is any dir with Hydra's .hydra/overrides.yaml; sweep jobs show as <sweep dir>/<job>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainlab.errors import TrainlabError
+from trainlab.tracking.records import RunRecord, find_runs, is_run_dir, rank, read_run
+
+RESULT_KEYS = ("val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss", "epochs")
+LIST_COLUMNS = ("run", "started", "status", "val/acc_best", "test/acc", "epochs", "duration", "overrides")
+
+
+def list_runs(root: Path) -> str:
+    records = find_runs(root)
+    if not records:
+        return f"no runs under {root} (a run dir holds .hydra/overrides.yaml)"
+    rows = [list_row(record, root) for record in records]
+    sweeps = sorted({r.sweep_dir for r in records if r.sweep_dir is not None})
+    footer = [f"{len(records)} runs, {len(sweeps)} sweeps under {root}"]
+    footer += [f"  sweep {sweep}: summary {sweep / 'summary.md'}" for sweep in sweeps]
+    return table(LIST_COLUMNS, rows) + "\n" + "\n".join(footer)
+
+
+def list_row(record: RunRecord, root: Path) -> list[str]:
+    return [
+        _relative(record.run_dir, root),
+        (record.started or "")[:19].replace("T", " "),
+        record.status,
+        _number(record.metric("val/acc_best")),
+        _number(record.metric("test/acc")),
+        str(record.metrics.get("epochs", "")),
+        _duration(record.duration_s),
+        " ".join(record.overrides),
+    ]
+
+
+def compare(run_dirs: Sequence[Path]) -> str:
+    records = [read_run(_require_run(path)) for path in run_dirs]
+    names = [str(path) for path in run_dirs]
+    configs = [own_paths_neutral(dict(flatten(r.config())), r.run_dir.resolve()) for r in records]
+    keys = sorted(set().union(*configs))
+    differing = [k for k in keys if len({repr(c.get(k, "<absent>")) for c in configs}) > 1]
+    rows = [["status", *(r.status for r in records)]]
+    rows += [[key, *(_value(r.metrics.get(key)) for r in records)] for key in (*RESULT_KEYS, "wall_s")]
+    result = table(("metric", *names), rows)
+    if differing:
+        config_rows = [[key, *(_value(c.get(key, "<absent>")) for c in configs)] for key in differing]
+        result += "\n\n" + table(("config key", *names), config_rows)
+    else:
+        result += "\n\nthe configs are identical"
+    return result
+
+
+def best(root: Path) -> str:
+    completed = [r for r in rank(find_runs(root)) if r.metric("val/acc_best") is not None]
+    if not completed:
+        raise TrainlabError(f"No run under {root} has finished with a val/acc_best: nothing to rank.")
+    top = completed[0]
+    return "\n".join(
+        [
+            f"run_dir: {top.run_dir}",
+            f"checkpoint: {top.best_ckpt}",
+            f"val/acc_best: {_number(top.metric('val/acc_best'))}",
+            f"test/acc: {_number(top.metric('test/acc'))}",
+            f"overrides: {' '.join(top.overrides)}",
+        ]
+    )
+
+
+def flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Dotted keys to leaf values; lists stay whole (a transform list is one value)."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from flatten(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, node
+
+
+def own_paths_neutral(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Each run's own dir written as <run dir>, so paths that only follow the run dir do not differ."""
+    own = str(run_dir)
+    return {k: v.replace(own, "<run dir>") if isinstance(v, str) else v for k, v in config.items()}
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    widths[-1] = 0  # the last column runs free (overrides are long)
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def _require_run(path: Path) -> Path:
+    if not is_run_dir(path):
+        raise TrainlabError(
+            f"{path} is not a run dir (no .hydra/overrides.yaml): give dirs that runs listed."
+        )
+    return path
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root)) or "."
+    except ValueError:
+        return str(path)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainlab.runs", description=__doc__.split("\n")[0])
+    parser.add_argument("dir", nargs="?", type=Path, default=Path("outputs"), help="where to look (outputs)")
+    parser.add_argument("--compare", nargs="+", type=Path, metavar="RUN", help="run dirs to compare")
+    parser.add_argument("--best", action="store_true", help="print the best run's dir and checkpoint")
+    args = parser.parse_args(argv)
+    try:
+        if args.compare:
+            print(compare(args.compare))
+            return 0
+        if not args.dir.is_dir():
+            raise TrainlabError(f"{args.dir} does not exist: give the folder runs were written to (outputs).")
+        print(best(args.dir) if args.best else list_runs(args.dir))
+    except TrainlabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

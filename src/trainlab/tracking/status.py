@@ -1,0 +1,60 @@
+"""status.json: whether a run is running, completed, failed (and why) or was interrupted.
+
+metrics.json only exists for runs that finished; the run browser and sweep summaries also need the
+failed and unfinished ones, with the error that stopped them and how long they ran.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+from trainlab.tracking.run_files import write_json
+
+STATUS_FILE = "status.json"
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def _is_rank_zero() -> bool:
+    """Imported here: `trainlab.runs` reads statuses and should not pay for importing Lightning."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return rank_zero_only.rank == 0
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def read_status(run_dir: Path) -> dict[str, Any] | None:
+    """The run's status.json, or None when it has none (or an unreadable one)."""
+    try:
+        status = json.loads((run_dir / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def mark_running(run_dir: Path) -> None:
+    if _is_rank_zero():
+        write_json(run_dir / STATUS_FILE, {"status": "running", "started": _now(), "error": None})
+
+
+def mark_finished(run_dir: Path, status: str, error: str | None = None) -> None:
+    """Record the outcome, keeping the start time written by mark_running."""
+    if status not in STATUSES[1:]:
+        raise ValueError(f"unknown final status {status!r}")
+    if not _is_rank_zero():
+        return
+    started = (read_status(run_dir) or {}).get("started")
+    ended = _now()
+    record = {"status": status, "started": started, "ended": ended, "error": error}
+    if started:
+        record["duration_s"] = round(
+            (
+                datetime.datetime.fromisoformat(ended) - datetime.datetime.fromisoformat(started)
+            ).total_seconds()
+        )
+    write_json(run_dir / STATUS_FILE, record)
