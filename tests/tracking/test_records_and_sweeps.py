@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,17 @@ def test_runs_main_exit_codes(sweep, tmp_path, capsys):
     assert runs.main([str(sweep)]) == 0
     assert runs.main([str(tmp_path / "nowhere")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_running_run_whose_process_is_gone_reads_as_killed(tmp_path):
+    """kill -9 leaves no chance to record an outcome; the dead process id tells instead."""
+    run_dir = fake_run(tmp_path / "r", ["trainer.max_epochs=99"], None, status="running")
+    assert read_run(run_dir).status == "running"  # this test's own process is alive
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    status = json.loads((run_dir / "status.json").read_text())
+    (run_dir / "status.json").write_text(json.dumps({**status, "pid": int(gone.stdout)}))
+    assert read_run(run_dir).status == "killed"
+    (run_dir / "status.json").write_text(json.dumps({**status, "pid": int(gone.stdout), "host": "elsewhere"}))
+    assert read_run(run_dir).status == "running"  # another machine's process cannot be checked from here

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from trainlab.tracking.status import read_status
+from trainlab.tracking.status import effective_status, read_status
 
 
 @dataclass
@@ -60,7 +60,7 @@ def read_run(run_dir: Path) -> RunRecord:
     overrides = _load_yaml(run_dir / ".hydra" / "overrides.yaml")
     metrics = _load_json(run_dir / "metrics.json")
     status = read_status(run_dir) or {}
-    state = status.get("status") or ("completed" if metrics else "unknown")
+    state = effective_status(status) if status else ("completed" if metrics else "unknown")
     duration = metrics.get("wall_s") if state == "completed" and metrics else status.get("duration_s")
     hydra = (_load_yaml(run_dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}
     job = (hydra.get("job") or {}).get("num") if hydra.get("mode") == "MULTIRUN" else None

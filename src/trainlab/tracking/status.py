@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
 from trainlab.tracking.run_files import write_json
 
 STATUS_FILE = "status.json"
-STATUSES = ("running", "completed", "failed", "interrupted")
+STATUSES = ("running", "completed", "failed", "interrupted")  # and "killed", inferred when read
 
 
 def _is_rank_zero() -> bool:
@@ -38,8 +40,28 @@ def read_status(run_dir: Path) -> dict[str, Any] | None:
 
 
 def mark_running(run_dir: Path) -> None:
+    """Written at start, with the process id, so a run killed without a word can be told apart."""
     if _is_rank_zero():
-        write_json(run_dir / STATUS_FILE, {"status": "running", "started": _now(), "error": None})
+        record = {"status": "running", "started": _now(), "error": None, "pid": os.getpid(), "host": _host()}
+        write_json(run_dir / STATUS_FILE, record)
+
+
+def effective_status(status: dict[str, Any]) -> str:
+    """`running`, unless its process on this host is gone: then it was `killed` (kill -9, OOM, power)."""
+    state = str(status.get("status") or "unknown")
+    if state != "running" or status.get("host") != _host() or not isinstance(status.get("pid"), int):
+        return state
+    try:
+        os.kill(status["pid"], 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return "killed"
+    except PermissionError:  # exists, owned by someone else
+        return state
+    return state
+
+
+def _host() -> str:
+    return socket.gethostname()
 
 
 def mark_finished(run_dir: Path, status: str, error: str | None = None) -> None:
@@ -50,7 +72,7 @@ def mark_finished(run_dir: Path, status: str, error: str | None = None) -> None:
         return
     started = (read_status(run_dir) or {}).get("started")
     ended = _now()
-    record = {"status": status, "started": started, "ended": ended, "error": error}
+    record: dict[str, Any] = {"status": status, "started": started, "ended": ended, "error": error}
     if started:
         record["duration_s"] = round(
             (
