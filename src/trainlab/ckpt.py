@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from trainlab.errors import TrainlabError
+from trainlab.errors import TrainlabError, exit_code
 
 CONFIG_KEYS = ("data", "model", "loss", "optim", "scheduler")
 
@@ -118,12 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show = commands.add_parser("show", help="print what a checkpoint holds")
     show.add_argument("file", type=Path)
     args = parser.parse_args(argv)
-    try:
-        print(describe(load_checkpoint(args.file), args.file))
-    except TrainlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code(lambda: print(describe(load_checkpoint(args.file), args.file)))
 
 
 if __name__ == "__main__":

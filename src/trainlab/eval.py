@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from trainlab.build import build
 from trainlab.data.base import ClassificationDataModule
-from trainlab.errors import ConfigError, DataError, TrainlabError
+from trainlab.errors import ConfigError, DataError, TrainlabError, exit_code
 from trainlab.restore import (
     apply_overrides,
     load_run_checkpoint,
@@ -170,16 +170,13 @@ def format_report(metrics: dict[str, Any], out: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_lightning()
-    try:
-        options, overrides = parse_key_values(
-            sys.argv[1:] if argv is None else argv, {"ckpt_path": None, "split": "test", "out": ""}, USAGE
-        )
-        out = Path(options["out"]).expanduser() if options["out"] else None
-        evaluate(Path(options["ckpt_path"]).expanduser(), options["split"], out, overrides)
-    except TrainlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code(lambda: evaluate_command(sys.argv[1:] if argv is None else argv))
+
+
+def evaluate_command(argv: Sequence[str]) -> None:
+    options, overrides = parse_key_values(argv, {"ckpt_path": None, "split": "test", "out": ""}, USAGE)
+    out = Path(options["out"]).expanduser() if options["out"] else None
+    evaluate(Path(options["ckpt_path"]).expanduser(), options["split"], out, overrides)
 
 
 if __name__ == "__main__":

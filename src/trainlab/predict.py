@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from trainlab.data.imagefolder import IMAGE_SUFFIXES, is_image
 from trainlab.data.transforms import compose
-from trainlab.errors import ConfigError, DataError, TrainlabError
+from trainlab.errors import ConfigError, DataError, TrainlabError, exit_code
 from trainlab.restore import (
     apply_overrides,
     load_run_checkpoint,
@@ -128,25 +128,21 @@ def default_out() -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_lightning()
-    try:
-        options, overrides = parse_key_values(
-            sys.argv[1:] if argv is None else argv,
-            {"ckpt_path": None, "inputs": None, "out": "", "batch_size": "64"},
-            USAGE,
-        )
-        if not options["batch_size"].isdigit() or int(options["batch_size"]) < 1:
-            raise ConfigError(f"batch_size={options['batch_size']} is invalid: expected an integer >= 1.")
-        predict(
-            Path(options["ckpt_path"]).expanduser(),
-            Path(options["inputs"]).expanduser(),
-            Path(options["out"]).expanduser() if options["out"] else default_out(),
-            int(options["batch_size"]),
-            overrides,
-        )
-    except TrainlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code(lambda: predict_command(sys.argv[1:] if argv is None else argv))
+
+
+def predict_command(argv: Sequence[str]) -> None:
+    defaults = {"ckpt_path": None, "inputs": None, "out": "", "batch_size": "64"}
+    options, overrides = parse_key_values(argv, defaults, USAGE)
+    if not options["batch_size"].isdigit() or int(options["batch_size"]) < 1:
+        raise ConfigError(f"batch_size={options['batch_size']} is invalid: expected an integer >= 1.")
+    predict(
+        Path(options["ckpt_path"]).expanduser(),
+        Path(options["inputs"]).expanduser(),
+        Path(options["out"]).expanduser() if options["out"] else default_out(),
+        int(options["batch_size"]),
+        overrides,
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainlab.errors import TrainlabError
+from trainlab.errors import TrainlabError, exit_code
 from trainlab.tracking.records import RunRecord, find_runs, is_run_dir, rank, read_run
 
 RESULT_KEYS = ("val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss", "epochs")
@@ -141,17 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compare", nargs="+", type=Path, metavar="RUN", help="run dirs to compare")
     parser.add_argument("--best", action="store_true", help="print the best run's dir and checkpoint")
     args = parser.parse_args(argv)
-    try:
-        if args.compare:
-            print(compare(args.compare))
-            return 0
-        if not args.dir.is_dir():
-            raise TrainlabError(f"{args.dir} does not exist: give the folder runs were written to (outputs).")
-        print(best(args.dir) if args.best else list_runs(args.dir))
-    except TrainlabError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_code(lambda: print(report(args)))
+
+
+def report(args: argparse.Namespace) -> str:
+    if args.compare:
+        return compare(args.compare)
+    if not args.dir.is_dir():
+        raise TrainlabError(f"{args.dir} does not exist: give the folder runs were written to (outputs).")
+    return best(args.dir) if args.best else list_runs(args.dir)
 
 
 if __name__ == "__main__":
