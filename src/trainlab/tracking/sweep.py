@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from omegaconf import DictConfig
 from trainlab.tracking.atomic import atomic_write_text
 from trainlab.tracking.records import RunRecord, find_runs, rank
 from trainlab.tracking.status import mark_finished, read_status
-
-log = logging.getLogger(__name__)
 
 COLUMNS = ("job", "overrides", "status", "val/acc_best", "val/acc", "test/acc", "epochs", "wall_s", "run_dir")
 
@@ -118,7 +115,6 @@ class SweepSummary(Callback):
                 f"; best: job {best.job} ({' '.join(best.overrides)}) "
                 f"val/acc_best={best.metric('val/acc_best'):.4f}, checkpoint {best.best_ckpt}"
             )
-        log.info(message)
         print(f"trainlab: {message} | view: tensorboard --logdir {sweep_dir}")
         failures = [r for r in records if r.status == "failed"]
         if failures:
