@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -14,6 +15,16 @@ from omegaconf import DictConfig
 from trainlab.errors import TrainlabError
 
 log = logging.getLogger("trainlab")
+
+
+def interrupted_exit_code(err: BaseException) -> int:
+    """128 + SIGTERM (143) for a SIGTERM, as schedulers expect; else the exit's own code, never 0."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if isinstance(err, SIGTERMException):
+        return 128 + signal.SIGTERM
+    code = err.code if isinstance(err, SystemExit) else None
+    return code if isinstance(code, int) and code != 0 else 1
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -39,9 +50,11 @@ def main(cfg: DictConfig) -> float | None:
             return None
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        mark_finished(run_dir, "interrupted", "interrupted (KeyboardInterrupt)")
-        raise
+    except (KeyboardInterrupt, SystemExit) as err:
+        # Lightning turns Ctrl+C into sys.exit(1) and SIGTERM into SIGTERMException, a SystemExit
+        # without a code, which would exit 0: a stopped run must never look like a finished one
+        mark_finished(run_dir, "interrupted", f"interrupted ({type(err).__name__})")
+        sys.exit(interrupted_exit_code(err))
     except Exception as err:
         mark_finished(run_dir, "failed", f"{type(err).__name__}: {err}")
         raise

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -346,3 +348,45 @@ def test_predict_names_bad_inputs(tmp_path, sweep, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.rglob("*.csv"))  # nothing half-written
+
+
+# A command started with `&` by a non-interactive shell inherits SIGINT as *ignored*, which survives exec
+# and keeps Python from installing its KeyboardInterrupt handler; a user's terminal has the default. So
+# the run starts from a tiny exec wrapper that restores it, whatever started this test.
+AS_FROM_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'trainlab', *sys.argv[1:]])"
+)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_run_stopped_by_a_signal_records_it_was_interrupted(tmp_path, signum):
+    """Ctrl+C or a scheduler's SIGTERM: the run exits non-zero and its status says interrupted."""
+    run_dir = tmp_path / "run"
+    overrides = ["trainer.max_epochs=200", f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false"]
+    process = subprocess.Popen(
+        [sys.executable, "-c", AS_FROM_A_TERMINAL, *overrides],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "epoch 1/200" not in _read(run_dir / "train.log"):
+        time.sleep(0.2)  # training is under way once the first epoch is logged
+    process.send_signal(signum)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()  # no stray trainer if the signal went unanswered
+    expected = 143 if signum == signal.SIGTERM else 1  # 128 + SIGTERM, as schedulers expect
+    status = json.loads((run_dir / "status.json").read_text())
+    assert process.returncode == expected, (process.returncode, status, stderr[-2000:])
+    assert status["status"] == "interrupted" and status["ended"] and status["duration_s"] >= 0, status
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
