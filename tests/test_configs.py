@@ -147,3 +147,63 @@ def test_search_spaces_name_only_shipped_options_and_existing_keys(tmp_path, opt
         else:  # a value: the key must exist in the composed config
             group, _, leaf = key.rpartition(".")
             assert leaf in cfg[group], f"{key} is not a key of the composed config"
+
+
+CPU_TRAINERS = {"default", "cpu", "ddp_cpu", "debug"}
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+def test_every_trainer_option_composes_and_builds_where_its_devices_exist(tmp_path, option):
+    cfg = compose_train(tmp_path, f"trainer={option}")
+    node = OmegaConf.to_container(cfg.trainer, resolve=True)
+    distributed = option in ("ddp", "ddp_cpu", "multinode")
+    assert (node["strategy"] == "ddp") is distributed and node["sync_batchnorm"] is distributed
+    if option in ("gpu", "ddp", "multinode"):
+        assert node["accelerator"] == "gpu" and node["precision"] in ("bf16-mixed", "16-mixed")
+    if option == "multinode":
+        assert node["num_nodes"] == 2
+    if option not in CPU_TRAINERS and torch.cuda.device_count() < (2 if distributed else 1):
+        pytest.skip(f"trainer={option} needs GPUs")
+    trainer = build("trainer", cfg.trainer, logger=False, enable_checkpointing=False)
+    gpus = torch.cuda.device_count()
+    assert trainer.world_size == {"ddp_cpu": 2, "ddp": gpus, "multinode": 2 * gpus}.get(option, 1)
+
+
+def test_gpu_precision_is_bf16_where_the_gpu_has_it(monkeypatch):
+    from trainlab.resolvers import gpu_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert gpu_precision() == "16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert gpu_precision() == "bf16-mixed"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_precision() == "bf16-mixed"
+
+
+def compose_with_hydra(*overrides: str):
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="trainlab.conf", version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_slurm_launcher_asks_for_the_trainers_nodes_and_gpus():
+    from hydra.utils import instantiate
+
+    cfg = compose_with_hydra(
+        "hydra/launcher=slurm", "trainer=multinode", "trainer.devices=4", "hydra.launcher.timeout_min=30"
+    )
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher"  # hydra-submitit-launcher's
+    expected = {"nodes": 2, "tasks_per_node": 4, "gpus_per_node": 4, "timeout_min": 30}
+    assert {key: launcher.params[key] for key in expected} == expected
+    cpu = instantiate(compose_with_hydra("hydra/launcher=slurm", "trainer=ddp_cpu").hydra.launcher)
+    assert (cpu.params["tasks_per_node"], cpu.params["gpus_per_node"]) == (2, None)
+
+
+def test_slurm_launcher_refuses_all_gpus_it_cannot_count():
+    from hydra.utils import instantiate
+
+    with pytest.raises(Exception, match=r"trainer.devices=-1: a SLURM job needs the number of devices"):
+        instantiate(compose_with_hydra("hydra/launcher=slurm", "trainer=ddp").hydra.launcher)

@@ -16,6 +16,7 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from trainlab.distributed import loss_scale_for_global_mean
 from trainlab.optim.param_groups import build_param_groups
 from trainlab.optim.schedulers import build_scheduler
 from trainlab.tracking.history import MetricHistory
@@ -131,7 +132,10 @@ class ClassifierModule(L.LightningModule):
         self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
         if self._at_log_step():
             self.history.add_step(self.global_step, loss)
-        return loss
+        if self._trainer is None or self.trainer.world_size == 1:
+            return loss
+        reduction = getattr(getattr(self.loss, "criterion", None), "reduction", "mean")
+        return loss * loss_scale_for_global_mean(self.trainer, len(batch[1]), reduction)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self.shared_step(batch, "val")

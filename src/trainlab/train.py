@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 import trainlab
 from trainlab.build import build, chosen_option, config_error, shipped_losses_for
 from trainlab.data.base import ClassificationDataModule
+from trainlab.distributed import SameConfigOnRanks, distributed_job, use_hydra_job_launcher
 from trainlab.errors import ConfigError
 from trainlab.losses import LossAdapter
 from trainlab.module import ClassifierModule
@@ -35,6 +36,8 @@ def silence_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*is smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+    # Epoch metrics are torchmetrics values, already synced across devices when they are logged.
+    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
 
 
 silence_known_warnings()
@@ -143,12 +146,30 @@ def check_optimizer_and_scheduler(module: ClassifierModule) -> None:
         raise config_error("scheduler", err) from err
 
 
-def build_trainer(cfg: DictConfig) -> L.Trainer:
+def build_trainer(cfg: DictConfig, datamodule: ClassificationDataModule) -> L.Trainer:
     callbacks = [build("callbacks", node) for node in (cfg.get("callbacks") or {}).values()]
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    callbacks.append(SameConfigOnRanks(resolved, run_hparams(resolved, chosen_options())))
     loggers = [build("logger", node) for node in (cfg.get("logger") or {}).values()]
-    return build(
+    trainer = build(
         "trainer", cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
+    use_hydra_job_launcher(trainer)
+    per_device = datamodule.per_device_batch_size(trainer.world_size)  # a bad split fails before launch
+    if trainer.world_size > 1:
+        log.info(
+            "%d devices (%d per node x %d nodes): global batch %d = %d per device",
+            trainer.world_size,
+            trainer.num_devices,
+            trainer.num_nodes,
+            datamodule.batch_size,
+            per_device,
+        )
+    return trainer
+
+
+def chosen_options() -> dict[str, str | None]:
+    return {group: chosen_option(group) for group in CHOICE_GROUPS}
 
 
 def record_run(cfg: DictConfig, trainer: L.Trainer, output_dir: Path) -> None:
@@ -162,8 +183,8 @@ def record_run(cfg: DictConfig, trainer: L.Trainer, output_dir: Path) -> None:
         write_json(output_dir / "provenance.json", origin)
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved)
-    choices = {group: chosen_option(group) for group in CHOICE_GROUPS}
-    log_run_overview(trainer, run_hparams(resolved, choices), config_yaml, origin)
+    hparams = run_hparams(resolved, chosen_options()) | {"world_size": trainer.world_size}
+    log_run_overview(trainer, hparams, config_yaml, origin)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -174,17 +195,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = prepare_data(cfg)
     module = build_module(cfg, datamodule)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, datamodule)
     record_run(cfg, trainer, output_dir)
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), output_dir))
-    metrics: dict[str, Any] = {key: to_number(trainer.callback_metrics.get(key)) for key in METRIC_KEYS}
-    metrics["epochs"] = trainer.current_epoch
-
-    best, last = saved_checkpoints(trainer)
-    if cfg.get("test") and datamodule.has_test_split:
-        results = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-        metrics.update({key: to_number(value) for key, value in (results[0] if results else {}).items()})
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    with distributed_job(trainer):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics: dict[str, Any] = {key: to_number(trainer.callback_metrics.get(key)) for key in METRIC_KEYS}
+        metrics["epochs"] = trainer.current_epoch
+        best, last = saved_checkpoints(trainer)
+        if cfg.get("test") and datamodule.has_test_split:
+            results = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+            metrics.update({key: to_number(value) for key, value in (results[0] if results else {}).items()})
     metrics.setdefault("test/acc", None)
     metrics.setdefault("test/loss", None)
     metrics["best_ckpt"], metrics["last_ckpt"] = best, last

@@ -304,3 +304,10 @@ def test_ckpt_path_last_resumes_in_the_same_run_dir(cli, tmp_path):
 def test_missing_ckpt_path_is_named(cli, tmp_path):
     result = cli(f"ckpt_path={tmp_path / 'nope.ckpt'}")
     assert result.returncode == 1 and f"{tmp_path / 'nope.ckpt'} does not exist" in result.stderr
+
+
+def test_debug_trainer_runs_two_batches_end_to_end(cli):
+    done = cli("trainer=debug").check()
+    assert done.metrics["epochs"] == 1 and done.metrics["test/acc"] is not None
+    checkpoint = torch.load(done.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 2

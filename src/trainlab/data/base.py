@@ -12,6 +12,8 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from trainlab.data.sampling import EpochShuffleSampler, ResumableDataLoader
@@ -95,41 +97,81 @@ class ClassificationDataModule(L.LightningDataModule):
         labels = torch.as_tensor(self._require_setup().train.labels)
         return torch.bincount(labels, minlength=self.num_classes).tolist()
 
+    def per_device_batch_size(self, world_size: int) -> int:
+        """data.batch_size is the global batch: every one of `world_size` devices takes an equal share,
+        so a config trains the same on one device or many."""
+        if self.batch_size % world_size:
+            lower = self.batch_size - self.batch_size % world_size
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} is the global batch size and must split evenly over "
+                f"the {world_size} devices of this run (trainer.devices x trainer.num_nodes): use "
+                f"data.batch_size={lower or world_size} or {lower + world_size}."
+            )
+        return self.batch_size // world_size
+
     def train_dataloader(self) -> DataLoader:
         """Order and augmentations fixed by (seed, epoch, position): reproducible with any number of
-        workers, and resumable mid-epoch (see trainlab.data.sampling)."""
+        workers and devices, and resumable mid-epoch (see trainlab.data.sampling)."""
         dataset = self._require_setup().train
+        world_size, rank = self._world()
+        batch_size = self.per_device_batch_size(world_size)
+        sampler = EpochShuffleSampler(
+            len(dataset),
+            self.seed,
+            self._current_epoch,
+            num_replicas=world_size,
+            rank=rank,
+            batch_size=batch_size,
+        )
         return ResumableDataLoader(
             dataset,
-            batch_size=self.batch_size,
-            sampler=EpochShuffleSampler(len(dataset), self.seed, epoch_source=self._current_epoch),
+            batch_size=batch_size,
+            sampler=sampler,
             batches_done=self._batches_done_this_epoch,
-            generator=torch.Generator().manual_seed(self.seed),  # worker seeds: not from the global RNG
+            generator=torch.Generator().manual_seed(self.seed + rank),  # worker seeds: not the global RNG
             **self._loader_options(),
         )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._require_setup().val, shuffle=False)
+        return self._eval_loader(self._require_setup().val)
 
     def test_dataloader(self) -> DataLoader:
         test = self._require_setup().test
         if test is None:
             raise DataError(f"{type(self).__name__} has no test split; run with test=false.")
-        return self._loader(test, shuffle=False)
+        return self._eval_loader(test)
 
     @property
     def has_test_split(self) -> bool:
         return self._require_setup().test is not None
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, **self._loader_options())
+    def _eval_loader(self, dataset: Dataset) -> DataLoader:
+        """Under DDP every sample is scored exactly once: rank r takes samples r, r+W, ... with no padding
+        (a DistributedSampler would repeat samples to even out the ranks and skew the metrics)."""
+        world_size, rank = self._world()
+        sampler = (
+            UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
+            if world_size > 1
+            else None
+        )
+        batch_size = self.per_device_batch_size(world_size)
+        return DataLoader(
+            dataset, batch_size=batch_size, sampler=sampler, shuffle=False, **self._loader_options()
+        )
 
     def _loader_options(self) -> dict[str, Any]:
+        trainer = self.trainer
+        on_gpu = trainer is not None and isinstance(trainer.accelerator, CUDAAccelerator)
         return {
             "num_workers": self.num_workers,
             "persistent_workers": False,  # the exact-resume tests run with fresh workers each epoch
-            "pin_memory": torch.cuda.is_available(),
+            "pin_memory": on_gpu,  # page-locked batches let Lightning copy them to the GPU asynchronously
         }
+
+    def _world(self) -> tuple[int, int]:
+        """(number of devices, this process's rank) of the run; (1, 0) outside a trainer."""
+        trainer = self.trainer
+        return (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
 
     def _current_epoch(self) -> int:
         """The epoch the trainer is in or about to start (0 outside fitting)."""

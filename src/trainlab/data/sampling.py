@@ -5,8 +5,13 @@ whichever RNG the process (or loader worker) happens to have, so neither survive
 and the worker count changes the result. Here:
 - EpochShuffleSampler permutes with its own generator seeded by (seed, epoch), and also hands every
   sample a seed of its own; datasets seed their transform with it (see datasets.py).
+- Under DDP it deals that one order out to the ranks: rank r takes positions r, r+W, r+2W, ..., so the
+  k-th batches of all W ranks together are exactly the k-th global batch of a single process with W
+  times the batch size, and the run trains like that single process (trainlab.distributed scales an
+  uneven last batch's loss to match).
 - ResumableDataLoader implements Lightning's state_dict/load_state_dict protocol: a checkpoint written
-  mid-epoch records how many batches of the epoch were trained, and the resumed loader starts after them.
+  mid-epoch records how many samples of the epoch were trained (all ranks together), and the resumed
+  loader starts after them, on any number of devices with the same global batch size.
 """
 
 from __future__ import annotations
@@ -15,45 +20,60 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 SEED_SPAN = 2**62
 
 
-class EpochShuffleSampler(Sampler[tuple[int, int]]):
-    """Yields (index, sample_seed) in an order fixed by (seed, epoch); Lightning calls set_epoch()."""
+class EpochShuffleSampler(DistributedSampler):
+    """Yields (index, sample_seed) in an order fixed by (seed, epoch); Lightning calls set_epoch().
 
-    def __init__(self, size: int, seed: int, epoch_source: Callable[[], int] | None = None) -> None:
+    A DistributedSampler, so Lightning uses it as it is under DDP instead of wrapping it in its own.
+    With W ranks and per-rank batches of `batch_size`, the samples of a last global batch smaller than W
+    (which some rank could not get one of) are left out of that epoch; every rank then runs the same
+    number of batches, which DDP needs.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        epoch_source: Callable[[], int] | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+        batch_size: int = 1,
+    ) -> None:
+        super().__init__(range(size), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
         self.size = size
-        self.seed = seed
         self.epoch_source = epoch_source
-        self._epoch = 0
-        self._resume: tuple[int, int] | None = None  # (epoch, samples to skip), used once
+        tail = size % (batch_size * num_replicas)
+        self.epoch_size = size - tail if 0 < tail < num_replicas else size  # samples trained per epoch
+        self.num_samples = len(range(rank, self.epoch_size, num_replicas))
+        self._resume: tuple[int, int] | None = None  # (epoch, samples of all ranks to skip), used once
 
     @property
-    def epoch(self) -> int:
+    def current_epoch(self) -> int:
         """The trainer's epoch when it tells us (Lightning builds a resumed epoch's iterator before its
         set_epoch() call), else the last set_epoch() value."""
-        return self.epoch_source() if self.epoch_source is not None else self._epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch = epoch
+        return self.epoch_source() if self.epoch_source is not None else self.epoch
 
     def resume_at(self, epoch: int, skip: int) -> None:
         self._resume = (epoch, skip)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator)
-        seeds = torch.randint(SEED_SPAN, (self.size,), generator=generator)
+        epoch = self.current_epoch
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(self.size, generator=generator)[: self.epoch_size]
+        seeds = torch.randint(SEED_SPAN, (self.size,), generator=generator)[: self.epoch_size]
         start = 0
-        if self._resume is not None and self._resume[0] == self.epoch:
+        if self._resume is not None and self._resume[0] == epoch:
             start = self._resume[1]
         self._resume = None
-        yield from zip(order[start:].tolist(), seeds[start:].tolist(), strict=True)
+        mine = slice(start + self.rank, None, self.num_replicas)
+        yield from zip(order[mine].tolist(), seeds[mine].tolist(), strict=True)
 
     def __len__(self) -> int:
-        return self.size
+        return self.num_samples
 
 
 class ResumableDataLoader(DataLoader):
@@ -73,14 +93,20 @@ class ResumableDataLoader(DataLoader):
         return _StartOnFirstBatch(super().__iter__)
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": getattr(self.sampler, "epoch", 0), "batches_done": int(self.batches_done())}
+        sampler = self.sampler
+        done = int(self.batches_done())
+        ranks = sampler.num_replicas if isinstance(sampler, EpochShuffleSampler) else 1
+        epoch = sampler.current_epoch if isinstance(sampler, EpochShuffleSampler) else 0
+        return {"epoch": epoch, "batches_done": done, "samples_done": done * self.batch_size * ranks}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        done = state.get("batches_done", 0)
-        # mid-epoch only: at an epoch end the next epoch starts afresh. A sampler wrapped for distributed
-        # training (no resume_at) restarts its epoch.
-        if 0 < done < len(self) and isinstance(self.sampler, EpochShuffleSampler):
-            self.sampler.resume_at(state["epoch"], done * self.batch_size)
+        sampler = self.sampler
+        if not isinstance(sampler, EpochShuffleSampler):
+            return
+        # samples of all ranks: a run checkpointed on W devices resumes on any other number of them
+        done = state.get("samples_done", state.get("batches_done", 0) * self.batch_size)
+        if 0 < done < sampler.epoch_size:  # mid-epoch only: at an epoch end the next one starts afresh
+            sampler.resume_at(state["epoch"], done)
 
 
 class _StartOnFirstBatch:
