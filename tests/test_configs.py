@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 
 from configs import compose_train, options
-from trainlab.build import build
+from trainlab.build import build, shipped_options_for
 from trainlab.optim.schedulers import build_scheduler
 from trainlab.train import build_optimizer_parts
 
@@ -39,12 +39,21 @@ def test_every_data_option_composes_with_every_model(tmp_path, option):
         assert cfg.model.in_channels == cfg.data.in_channels
 
 
+SEQUENCE_MODELS = shipped_options_for("model", "sequence")
+
+
 @pytest.mark.parametrize("option", options("model"))
 def test_every_model_builds_and_maps_images_to_class_scores(tmp_path, option):
-    cfg = compose_train(tmp_path, f"model={option}")
+    """Classifiers: a score per class. Sequence models (digit strings): per time step, classes + blank."""
+    data = "data=digit_strings" if option in SEQUENCE_MODELS else "data=digits"
+    cfg = compose_train(tmp_path, f"model={option}", data)
     net = build("model", cfg.model)
-    x = torch.randn(2, cfg.data.in_channels, cfg.data.image_size, cfg.data.image_size)
-    assert net(x).shape == (2, cfg.data.num_classes)
+    width = cfg.data.get("width", cfg.data.image_size)
+    x = torch.randn(2, cfg.data.in_channels, cfg.data.image_size, width)
+    if option in SEQUENCE_MODELS:
+        assert net(x).shape == (2, width // 4, cfg.data.num_classes + 1)
+    else:
+        assert net(x).shape == (2, cfg.data.num_classes)
 
 
 @pytest.mark.parametrize("option", options("optim"))

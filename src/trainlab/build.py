@@ -48,18 +48,23 @@ def shipped_options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(trainlab.conf.__file__).parent / group).glob("*.yaml"))
 
 
-def shipped_losses_for(task: str) -> list[str]:
-    """Shipped loss options whose adapter class fits `task` (read from each config's _target_ class)."""
+def shipped_options_for(group: str, task: str) -> list[str]:
+    """Shipped options of `group` whose class serves `task` (the `task` attribute of each config's
+    _target_ class; classes without one are classification ones)."""
     names = []
-    for name in shipped_options("loss"):
-        node = OmegaConf.load(Path(trainlab.conf.__file__).parent / "loss" / f"{name}.yaml")
+    for name in shipped_options(group):
+        node = OmegaConf.load(Path(trainlab.conf.__file__).parent / group / f"{name}.yaml")
         try:
             target = _locate(node["_target_"])
         except (ImportError, KeyError):
             continue
-        if getattr(target, "task", None) == task:
+        if getattr(target, "task", "classification") == task:
             names.append(name)
     return names
+
+
+def shipped_losses_for(task: str) -> list[str]:
+    return shipped_options_for("loss", task)
 
 
 def where_defined(group: str) -> str:

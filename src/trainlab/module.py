@@ -13,10 +13,10 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 from torch import nn
-from torchmetrics import MaxMetric, MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics import MaxMetric
 
 from trainlab.distributed import loss_scale_for_global_mean
+from trainlab.metrics import StageMetrics, stage_metrics
 from trainlab.optim.param_groups import build_param_groups
 from trainlab.optim.schedulers import build_scheduler
 from trainlab.tracking.history import MetricHistory
@@ -41,36 +41,6 @@ def load_pending_loader_state(trainer: L.Trainer) -> None:
         fit_loop, "_load_combined_loader_states"
     ):
         fit_loop._load_combined_loader_states()
-
-
-class StageMetrics(nn.Module):
-    """Sample-weighted mean loss and accuracy of one stage over an epoch, synced across devices.
-
-    With `confusion`, also the epoch's confusion matrix (rows: true class, columns: predicted), kept in
-    `last_confusion` after the reset so figures and reports can read it once the epoch has ended.
-    """
-
-    def __init__(self, num_classes: int, confusion: bool = False) -> None:
-        super().__init__()
-        self.loss = MeanMetric()
-        self.acc = MulticlassAccuracy(num_classes, average="micro")
-        self.confusion = MulticlassConfusionMatrix(num_classes) if confusion else None
-        self.last_confusion: torch.Tensor | None = None
-
-    def update(self, loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
-        self.loss.update(loss, weight=len(labels))
-        self.acc.update(preds, labels)
-        if self.confusion is not None:
-            self.confusion.update(preds, labels)
-
-    def compute_and_reset(self) -> tuple[torch.Tensor, torch.Tensor]:
-        values = self.loss.compute(), self.acc.compute()
-        self.loss.reset()
-        self.acc.reset()
-        if self.confusion is not None:
-            self.last_confusion = self.confusion.compute().cpu()
-            self.confusion.reset()
-        return values
 
 
 class ClassifierModule(L.LightningModule):
@@ -103,9 +73,10 @@ class ClassifierModule(L.LightningModule):
         self.config = dict(config or {})
         self.num_classes = num_classes
         self.class_names = list(class_names) or [str(i) for i in range(num_classes)]
-        self.train_metrics = StageMetrics(num_classes)
-        self.val_metrics = StageMetrics(num_classes, confusion=True)
-        self.test_metrics = StageMetrics(num_classes, confusion=True)
+        task = getattr(loss, "task", "classification")
+        self.train_metrics = stage_metrics(task, num_classes)
+        self.val_metrics = stage_metrics(task, num_classes, confusion=True)
+        self.test_metrics = stage_metrics(task, num_classes, confusion=True)
         self.val_acc_best = MaxMetric()
         self.history = MetricHistory()
 
@@ -172,9 +143,10 @@ class ClassifierModule(L.LightningModule):
     def _log_epoch(self, stage: str) -> torch.Tensor:
         """Epoch means over all samples (synced across devices by torchmetrics), then reset."""
         metrics: StageMetrics = getattr(self, f"{stage}_metrics")
-        loss, acc = metrics.compute_and_reset()
-        self.log(f"{stage}/loss", loss, prog_bar=stage != "train")
-        self.log(f"{stage}/acc", acc, prog_bar=stage != "train")
+        values = metrics.compute_and_reset()
+        for name, value in values.items():
+            self.log(f"{stage}/{name}", value, prog_bar=stage != "train" and name in ("loss", "acc"))
+        loss, acc = values["loss"], values["acc"]
         if stage in ("train", "val") and not self.trainer.sanity_checking:
             self.history.add_epoch(stage, self.current_epoch, self.global_step, loss, acc)
         return acc

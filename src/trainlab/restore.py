@@ -105,6 +105,13 @@ def rebuild_module(
     num_classes = len(classes)
     net = build("model", cfg.model)
     loss = build("loss", cfg.loss, num_classes=num_classes, class_counts=class_counts or [1] * num_classes)
+    if loss.task != "classification":
+        raise TrainlabError(
+            f"{source} is a {loss.task} run (loss={cfg.loss.get('_target_', '?').rsplit('.', 1)[-1]}); "
+            "trainlab.eval and trainlab.predict report on classification runs only. Its test metrics "
+            "(test/acc: exact-match sequence accuracy, test/cer: character error rate) are in the run's "
+            "metrics.json, and its TensorBoard shows decoded validation strings."
+        )
     module = ClassifierModule(
         net=net,
         loss=loss,

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import trainlab
-from trainlab.build import build, chosen_option, config_error, shipped_losses_for
+from trainlab.build import build, chosen_option, config_error, shipped_options_for
 from trainlab.data.base import ClassificationDataModule
 from trainlab.distributed import SameConfigOnRanks, distributed_job, use_hydra_job_launcher
 from trainlab.errors import ConfigError
@@ -43,6 +43,7 @@ def silence_known_warnings() -> None:
 silence_known_warnings()
 
 METRIC_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
+SEQUENCE_METRIC_KEYS = ("train/cer", "val/cer")  # sequence tasks: character error rate
 
 
 def route_lightning_logs_to_hydra() -> None:
@@ -102,16 +103,34 @@ def build_optimizer_parts(cfg: DictConfig) -> dict[str, Any]:
 def build_loss(cfg: DictConfig, datamodule: ClassificationDataModule) -> LossAdapter:
     loss = build("loss", cfg.loss, num_classes=datamodule.num_classes, class_counts=datamodule.class_counts)
     if loss.task != datamodule.task:
-        raise ConfigError(
-            f"loss={chosen_option('loss')} is a loss for {loss.task} tasks, but data={chosen_option('data')} "
-            f"is a {datamodule.task} dataset. Pick a {datamodule.task} loss: "
-            f"{', '.join(shipped_losses_for(datamodule.task)) or 'none ships with trainlab'}."
-        )
+        raise task_mismatch("loss", loss.task, datamodule.task)
     return loss
+
+
+def task_mismatch(group: str, its_task: str, data_task: str) -> ConfigError:
+    """data, model and loss each serve one task (classification or sequence); name the ones that fit."""
+    return ConfigError(
+        f"{group}={chosen_option(group)} is a {group} for {its_task} tasks, but data={chosen_option('data')} "
+        f"is a {data_task} dataset. Pick a {data_task} {group}: "
+        f"{', '.join(shipped_options_for(group, data_task)) or 'none ships with trainlab'}. "
+        f"What fits together: {task_pairs()}."
+    )
+
+
+def task_pairs() -> str:
+    """Which shipped data, model and loss options go together, per task, read from the configs."""
+    parts = []
+    for task in ("classification", "sequence"):
+        groups = {group: shipped_options_for(group, task) for group in ("data", "model", "loss")}
+        parts.append(f"{task}: " + ", ".join(f"{g}={'|'.join(names)}" for g, names in groups.items()))
+    return "; ".join(parts)
 
 
 def check_model_fits_data(net: torch.nn.Module, datamodule: ClassificationDataModule) -> None:
     """One validation image through the network: a model/data mismatch fails now, in plain words."""
+    model_task = getattr(net, "task", "classification")
+    if model_task != datamodule.task:
+        raise task_mismatch("model", model_task, datamodule.task)
     image, _ = datamodule.splits.val[0]
     was_training = net.training
     net.eval()
@@ -125,10 +144,18 @@ def check_model_fits_data(net: torch.nn.Module, datamodule: ClassificationDataMo
         ) from err
     finally:
         net.train(was_training)
-    if tuple(scores.shape) != (1, datamodule.num_classes):
+    # a classifier scores each class; a sequence model scores each class and the CTC blank per time step
+    per_step = datamodule.num_classes + 1
+    fits = (
+        scores.ndim == 3 and scores.shape[-1] == per_step
+        if model_task == "sequence"
+        else (tuple(scores.shape) == (1, datamodule.num_classes))
+    )
+    if not fits:
+        expected = f"(steps, {per_step})" if model_task == "sequence" else f"({datamodule.num_classes},)"
         raise ConfigError(
             f"model={chosen_option('model')} outputs scores of shape {tuple(scores.shape[1:])} per image, "
-            f"but the data has {datamodule.num_classes} classes. "
+            f"but the data has {datamodule.num_classes} classes, so {expected} is needed. "
             "Leave model.num_classes at ${data.num_classes}."
         )
 
@@ -202,6 +229,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     with distributed_job(trainer):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics: dict[str, Any] = {key: to_number(trainer.callback_metrics.get(key)) for key in METRIC_KEYS}
+        metrics.update(
+            {
+                k: to_number(trainer.callback_metrics[k])
+                for k in SEQUENCE_METRIC_KEYS
+                if k in trainer.callback_metrics
+            }
+        )
         metrics["epochs"] = trainer.current_epoch
         best, last = saved_checkpoints(trainer)
         if cfg.get("test") and datamodule.has_test_split:

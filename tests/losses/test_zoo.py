@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from configs import compose_train, options
-from trainlab.build import build
+from configs import compose_train
+from trainlab.build import build, shipped_options_for
 from trainlab.losses import LossAdapter
 
 NUM_CLASSES = 10
+CLASSIFICATION_LOSSES = shipped_options_for("loss", "classification")  # ctc: tests/losses/test_sequence.py
 COUNTS = [30, 10, 20, 20, 20, 20, 20, 20, 20, 20]
 
 
@@ -22,7 +23,7 @@ def batch(seed: int = 0, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, NUM_CLASSES, generator=g, requires_grad=True), labels
 
 
-@pytest.mark.parametrize("name", options("loss"))
+@pytest.mark.parametrize("name", CLASSIFICATION_LOSSES)
 def test_finite_scalar_with_gradients_to_outputs_and_loss_parameters(tmp_path, name):
     loss = make(tmp_path, name)
     assert isinstance(loss, LossAdapter) and loss.task == "classification"
@@ -35,7 +36,7 @@ def test_finite_scalar_with_gradients_to_outputs_and_loss_parameters(tmp_path, n
         assert param.grad is not None, f"{name}: {pname} gets no gradient"
 
 
-@pytest.mark.parametrize("name", options("loss"))
+@pytest.mark.parametrize("name", CLASSIFICATION_LOSSES)
 def test_predict_decodes_one_class_index_per_sample(tmp_path, name):
     loss = make(tmp_path, name)
     outputs, labels = batch()
@@ -45,7 +46,7 @@ def test_predict_decodes_one_class_index_per_sample(tmp_path, name):
     assert predicted.min() >= 0 and predicted.max() < NUM_CLASSES
 
 
-@pytest.mark.parametrize("name", options("loss"))
+@pytest.mark.parametrize("name", CLASSIFICATION_LOSSES)
 def test_probabilities_are_a_distribution_whose_argmax_is_the_prediction(tmp_path, name):
     """trainlab.predict and the prediction grids report these; they must agree with accuracy's class."""
     loss = make(tmp_path, name)
@@ -58,7 +59,7 @@ def test_probabilities_are_a_distribution_whose_argmax_is_the_prediction(tmp_pat
     assert torch.equal(probabilities.argmax(dim=1), loss.predict(outputs.detach()))
 
 
-@pytest.mark.parametrize("name", options("loss"))
+@pytest.mark.parametrize("name", CLASSIFICATION_LOSSES)
 def test_a_few_steps_on_separable_outputs_raise_accuracy(tmp_path, name):
     """Optimizing the outputs directly: every loss must move predictions towards the labels."""
     torch.manual_seed(0)
@@ -74,7 +75,7 @@ def test_a_few_steps_on_separable_outputs_raise_accuracy(tmp_path, name):
     assert (loss.predict(outputs.detach()) == labels).float().mean() >= 0.9
 
 
-@pytest.mark.parametrize("name", [n for n in options("loss") if n not in ("kl_div",)])
+@pytest.mark.parametrize("name", [n for n in CLASSIFICATION_LOSSES if n not in ("kl_div",)])
 def test_reduction_none_gives_one_row_per_sample(tmp_path, name):
     loss = make(tmp_path, name, "loss.criterion.reduction=none")
     outputs, labels = batch()

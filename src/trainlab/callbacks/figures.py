@@ -1,7 +1,8 @@
 """The tutorials' plots for every run: curves, confusion matrices and sample predictions.
 
 To TensorBoard (IMAGES tab), every `every_n_epochs` validation: `val/confusion_matrix` and
-`val/predictions` (the first `num_samples` validation images titled with predicted and true class);
+`val/predictions` (the first `num_samples` validation images titled with the predicted and true class,
+or for sequence tasks the decoded and true strings);
 after testing, `test/confusion_matrix`. Into the run dir when fitting ends: `curves.png`, and
 `confusion_matrix.png` and `predictions.png` of the last validation epoch; `test_confusion_matrix.png`
 after testing.
@@ -58,14 +59,14 @@ class RunFigures(Callback):
             return
         images, labels = batch[0][: self.num_samples], batch[1][: self.num_samples]
         with torch.no_grad():
-            probabilities = pl_module.loss.probabilities(pl_module(images))
-        predicted = probabilities.argmax(dim=1)
+            outputs = pl_module(images)
+        predicted, confidence = pl_module.loss.describe(outputs, pl_module.class_names)
         self._samples = {
             "epoch": trainer.current_epoch,
             "images": images.detach().cpu(),
-            "predicted": predicted.cpu(),
-            "probability": probabilities.gather(1, predicted[:, None]).squeeze(1).cpu(),
-            "labels": labels.cpu(),
+            "predicted": predicted,
+            "probability": confidence,
+            "labels": pl_module.loss.describe_labels(labels, pl_module.class_names),
         }
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -101,14 +102,14 @@ class RunFigures(Callback):
         return confusion_matrix_figure(matrix, pl_module.class_names, title)
 
     def _predictions_figure(self, pl_module: L.LightningModule) -> Figure | None:
-        samples, names = self._samples, pl_module.class_names
+        samples = self._samples
         if samples is None:
             return None
         return prediction_grid_figure(
             samples["images"],
-            [names[i] for i in samples["predicted"].tolist()],
-            [names[i] for i in samples["labels"].tolist()],
-            samples["probability"].tolist(),
+            samples["predicted"],
+            samples["labels"],
+            samples["probability"],
             f"validation predictions, epoch {samples['epoch'] + 1}",
         )
 

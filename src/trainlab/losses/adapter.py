@@ -58,6 +58,15 @@ class LossAdapter(nn.Module):
         """A distribution over classes per sample: the softmax of the class scores."""
         return self.class_scores(outputs).float().softmax(dim=1)
 
+    def describe(self, outputs: torch.Tensor, class_names: Sequence[str]) -> tuple[list[str], list[float]]:
+        """Per sample, the prediction as text and its probability (for prediction grids)."""
+        probabilities = self.probabilities(outputs)
+        confidence, predicted = probabilities.max(dim=1)
+        return [class_names[i] for i in predicted.tolist()], confidence.tolist()
+
+    def describe_labels(self, labels: torch.Tensor, class_names: Sequence[str]) -> list[str]:
+        return [class_names[i] for i in labels.tolist()]
+
 
 def build_criterion(
     criterion: Callable[..., nn.Module] | nn.Module,

@@ -96,10 +96,15 @@ def prediction_grid_figure(
     Images are shown min-max scaled per image, which undoes any Normalize without knowing its values.
     """
     count = len(images)
-    cols = min(count, 8)
+    wide = images.shape[-1] > 2 * images.shape[-2]  # e.g. digit strings: fewer, wider cells
+    cols = min(count, 4 if wide else 8)
     rows = max(1, -(-count // cols))
     fig, axes = plt.subplots(
-        rows, cols, figsize=(1.8 * cols, 2.1 * rows), layout="constrained", squeeze=False
+        rows,
+        cols,
+        figsize=((3.6 if wide else 1.8) * cols, (1.4 if wide else 2.1) * rows),
+        layout="constrained",
+        squeeze=False,
     )
     for ax in axes.flat:
         ax.axis("off")

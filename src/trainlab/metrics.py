@@ -1,0 +1,108 @@
+"""Epoch metrics per stage, summed over all samples and synced across devices (torchmetrics).
+
+Every stage logs `loss` and `acc`; what `acc` means follows the task: the share of images classified
+right, or for sequences the share of strings read exactly right (plus `cer`, the character error rate).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics import MeanMetric, SumMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+PAD = -1  # label positions after a sequence's end
+
+
+class StageMetrics(nn.Module):
+    """Sample-weighted mean loss and accuracy of one stage over an epoch, synced across devices.
+
+    With `confusion`, also the epoch's confusion matrix (rows: true class, columns: predicted), kept in
+    `last_confusion` after the reset so figures and reports can read it once the epoch has ended.
+    """
+
+    def __init__(self, num_classes: int, confusion: bool = False) -> None:
+        super().__init__()
+        self.loss = MeanMetric()
+        self.acc = MulticlassAccuracy(num_classes, average="micro")
+        self.confusion = MulticlassConfusionMatrix(num_classes) if confusion else None
+        self.last_confusion: torch.Tensor | None = None
+
+    def update(self, loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss.update(loss, weight=len(labels))
+        self.acc.update(preds, labels)
+        if self.confusion is not None:
+            self.confusion.update(preds, labels)
+
+    def compute_and_reset(self) -> dict[str, torch.Tensor]:
+        values = {"loss": self.loss.compute(), "acc": self.acc.compute()}
+        self.loss.reset()
+        self.acc.reset()
+        if self.confusion is not None:
+            self.last_confusion = self.confusion.compute().cpu()
+            self.confusion.reset()
+        return values
+
+
+class SequenceMetrics(nn.Module):
+    """Mean loss, exact-match accuracy and character error rate of decoded label sequences.
+
+    Predictions and labels are (N, length) tensors padded with -1. The error rate is the edit distance
+    (insertions, deletions, substitutions) summed over samples, divided by the summed label lengths.
+    """
+
+    last_confusion = None  # no confusion matrix for sequences
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loss = MeanMetric()
+        self.exact = MeanMetric()
+        self.edits = SumMetric()
+        self.characters = SumMetric()
+
+    def update(self, loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss.update(loss, weight=len(labels))
+        self.exact.update(exact_matches(preds, labels).float())
+        predicted, true = as_lists(preds), as_lists(labels)
+        self.edits.update(torch.tensor(float(sum(map(edit_distance, predicted, true)))))
+        self.characters.update(torch.tensor(float(sum(map(len, true)))))
+
+    def compute_and_reset(self) -> dict[str, torch.Tensor]:
+        values = {
+            "loss": self.loss.compute(),
+            "acc": self.exact.compute(),
+            "cer": self.edits.compute() / self.characters.compute().clamp(min=1),
+        }
+        for metric in (self.loss, self.exact, self.edits, self.characters):
+            metric.reset()
+        return values
+
+
+def stage_metrics(task: str, num_classes: int, confusion: bool = False) -> nn.Module:
+    """The metrics a stage of a `task` run keeps (the loss's task: classification or sequence)."""
+    if task == "sequence":
+        return SequenceMetrics()
+    return StageMetrics(num_classes, confusion=confusion)
+
+
+def exact_matches(preds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per sample: whether the padded sequences are equal (on the device, no host sync)."""
+    width = max(preds.shape[1], labels.shape[1])
+    preds = nn.functional.pad(preds, (0, width - preds.shape[1]), value=PAD)
+    labels = nn.functional.pad(labels.to(preds.device), (0, width - labels.shape[1]), value=PAD)
+    return (preds == labels).all(dim=1)
+
+
+def as_lists(sequences: torch.Tensor) -> list[list[int]]:
+    return [[int(v) for v in row if v != PAD] for row in sequences.tolist()]
+
+
+def edit_distance(a: list[int], b: list[int]) -> int:
+    """Levenshtein distance between two short sequences."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
