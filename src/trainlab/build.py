@@ -63,9 +63,6 @@ def shipped_options_for(group: str, task: str) -> list[str]:
     return names
 
 
-def shipped_losses_for(task: str) -> list[str]:
-    return shipped_options_for("loss", task)
-
 
 def where_defined(group: str) -> str:
     option = chosen_option(group)
