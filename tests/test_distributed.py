@@ -98,3 +98,47 @@ def test_quoted_run_dirs_stay_one_hydra_value():
     for path in paths:
         override = parser.parse_override(f"hydra.run.dir={_quoted(path)}")
         assert override.value() == path
+
+
+def test_a_child_rank_runs_exactly_the_current_job_in_its_dir(tmp_path):
+    """Not the sweep's command line: the job's own overrides, single-run mode, the job's dir and log name."""
+    from hydra import compose, initialize_config_module
+    from hydra.conf import ConfigSourceInfo
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from trainlab.distributed import job_command
+
+    with initialize_config_module(config_module="trainlab.conf", version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "optim=adam",
+                "optim.lr=0.003",
+                "trainer=ddp_cpu",
+                "hydra.mode=MULTIRUN",
+                "hydra.run.dir=/old",
+            ],
+            return_hydra_config=True,
+        )
+    job_dir = tmp_path / "sweep dir" / "3"
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(job_dir)
+        cfg.hydra.runtime.config_sources.append(
+            ConfigSourceInfo(path="/my/conf", schema="file", provider="command-line")
+        )
+    HydraConfig.instance().set_config(cfg)
+    try:
+        command, cwd = job_command(local_rank=1)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert command[1:3] == ["-m", "trainlab"] and cwd == cfg.hydra.runtime.cwd
+    assert command[3:7] == ["--config-dir", "/my/conf", "--config-name", "train"]
+    assert command[7:] == [
+        "optim=adam",
+        "optim.lr=0.003",
+        "trainer=ddp_cpu",
+        f"hydra.run.dir='{job_dir}'",
+        "hydra.job.name=train_rank1",
+        "hydra.output_subdir=null",
+    ], "hydra.mode and the old run dir must not reach the child"
