@@ -63,7 +63,6 @@ def shipped_options_for(group: str, task: str) -> list[str]:
     return names
 
 
-
 def where_defined(group: str) -> str:
     option = chosen_option(group)
     return f"conf/{group}/{option}.yaml" if option else f"the '{group}' config"
