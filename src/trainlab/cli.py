@@ -34,6 +34,7 @@ def main(cfg: DictConfig) -> float | None:
     The run's status.json says how it ended (completed, failed with the error, interrupted), for the
     run browser and sweep summaries.
     """
+    from trainlab.callbacks.interrupt import TrainingInterrupted
     from trainlab.tracking.status import mark_finished, mark_running
     from trainlab.train import train  # heavy imports after Hydra has parsed the command line
 
@@ -51,9 +52,12 @@ def main(cfg: DictConfig) -> float | None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     except (KeyboardInterrupt, SystemExit) as err:
-        # Lightning turns Ctrl+C into sys.exit(1) and SIGTERM into SIGTERMException, a SystemExit
-        # without a code, which would exit 0: a stopped run must never look like a finished one
-        mark_finished(run_dir, "interrupted", f"interrupted ({type(err).__name__})")
+        # trainlab stops on SIGTERM/SIGINT with a checkpoint (TrainingInterrupted); outside training,
+        # Lightning turns SIGTERM into SIGTERMException, a SystemExit without a code, which would exit 0:
+        # a stopped run must never look like a finished one
+        message = str(err) if isinstance(err, TrainingInterrupted) else f"interrupted ({type(err).__name__})"
+        mark_finished(run_dir, "interrupted", message)
+        print(f"trainlab: {message}", file=sys.stderr)
         sys.exit(interrupted_exit_code(err))
     except Exception as err:
         mark_finished(run_dir, "failed", f"{type(err).__name__}: {err}")

@@ -16,6 +16,7 @@ from torch import nn
 from torchmetrics import MaxMetric
 
 from trainlab.distributed import loss_scale_for_global_mean
+from trainlab.errors import ConfigError, TrainlabError
 from trainlab.metrics import StageMetrics, stage_metrics
 from trainlab.optim.param_groups import build_param_groups
 from trainlab.optim.schedulers import build_scheduler
@@ -25,6 +26,13 @@ from trainlab.tracking.run_files import epoch_summary
 from trainlab.tracking.tensorboard import log_histogram
 
 log = logging.getLogger(__name__)
+
+NONFINITE_POLICIES = ("stop", "skip")
+
+
+class NonFiniteLossError(TrainlabError):
+    """The training loss became NaN or Inf (nonfinite_loss=stop)."""
+
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -62,8 +70,15 @@ class ClassifierModule(L.LightningModule):
         param_groups: Sequence[Mapping[str, Any]] = (),
         no_decay: bool = False,
         class_names: Sequence[str] = (),
+        nonfinite_loss: str = "stop",
     ) -> None:
         super().__init__()
+        if nonfinite_loss not in NONFINITE_POLICIES:
+            raise ConfigError(
+                f"nonfinite_loss={nonfinite_loss!r} is not a policy: use {' or '.join(NONFINITE_POLICIES)}."
+            )
+        self.nonfinite_loss = nonfinite_loss
+        self.skipped_batches = 0
         self.net = net
         self.loss = loss
         self.optimizer_factory = optimizer
@@ -83,11 +98,15 @@ class ClassifierModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def shared_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int = 0
+    ) -> torch.Tensor | None:
         images, labels = batch
         outputs = self(images)
         raw = self.loss(outputs, labels)
         loss = raw.mean() if raw.ndim else raw  # reduction="none" still needs a scalar to backprop
+        if stage == "train" and not self._finite_on_every_rank(loss):
+            return self._skip_or_stop(loss, batch_idx)
         if raw.ndim and stage == "train" and self._at_log_step():
             per_sample = raw.detach().reshape(len(labels), -1).mean(dim=1)
             log_histogram(self, "train/loss_per_sample", per_sample)
@@ -98,8 +117,37 @@ class ClassifierModule(L.LightningModule):
     def _at_log_step(self) -> bool:
         return self._trainer is not None and self.global_step % max(self.trainer.log_every_n_steps, 1) == 0
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.shared_step(batch, "train")
+    def _finite_on_every_rank(self, loss: torch.Tensor) -> bool:
+        """One host sync per step (free on a CPU): the guard must decide before backward runs."""
+        finite = torch.isfinite(loss.detach()).all().to(torch.int32)
+        if self._trainer is not None and self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce(finite, reduce_op="min")  # all ranks skip or none
+        return bool(finite)
+
+    def _skip_or_stop(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """A NaN/Inf loss never reaches the weights: skip the batch (counted) or stop with where it was."""
+        where = f"epoch {self.current_epoch}, step {self.global_step}, batch {batch_idx} of the epoch"
+        value = loss.detach().float().flatten()[0].item()
+        if self.nonfinite_loss == "skip":
+            self.skipped_batches += 1
+            log.warning(
+                "train/loss is %s at %s: batch skipped, %d so far (nonfinite_loss=skip)",
+                value,
+                where,
+                self.skipped_batches,
+            )
+            return None
+        raise NonFiniteLossError(
+            f"train/loss is {value} at {where}. Training stopped before this step's update, so the weights "
+            "are still finite and no checkpoint holds this step. Lower optim.lr, clip gradients "
+            "(trainer.gradient_clip_val=1.0), check the data, or set nonfinite_loss=skip to skip such "
+            "batches and count them."
+        )
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        loss = self.shared_step(batch, "train", batch_idx)
+        if loss is None:
+            return None  # Lightning skips backward and the optimizer step
         self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
         if self._at_log_step():
             self.history.add_step(self.global_step, loss)
@@ -125,6 +173,8 @@ class ClassifierModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        if self.nonfinite_loss == "skip":
+            self.log("train/skipped_batches", float(self.skipped_batches))
         # runs after validation, so one line per epoch can show both, like the tutorials' prints
         if self.trainer.is_global_zero:
             log.info(
@@ -182,9 +232,11 @@ class ClassifierModule(L.LightningModule):
         checkpoint["trainlab_classes"] = self.class_names
         checkpoint["trainlab_rng"] = capture_rng_state()
         checkpoint["trainlab_history"] = self.history.state_dict()
+        checkpoint["trainlab_skipped_batches"] = self.skipped_batches
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "trainlab_rng" in checkpoint:
             restore_rng_state(checkpoint["trainlab_rng"])
         if "trainlab_history" in checkpoint:
             self.history.load_state_dict(checkpoint["trainlab_history"])
+        self.skipped_batches = int(checkpoint.get("trainlab_skipped_batches", 0))

@@ -10,10 +10,12 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.callbacks import BaseFinetuning, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import trainlab
 from trainlab.build import build, chosen_option, config_error, shipped_options_for
+from trainlab.callbacks.interrupt import CheckpointOnSignal
 from trainlab.data.base import ClassificationDataModule
 from trainlab.distributed import SameConfigOnRanks, distributed_job, use_hydra_job_launcher
 from trainlab.errors import ConfigError
@@ -21,9 +23,10 @@ from trainlab.losses import LossAdapter
 from trainlab.module import ClassifierModule
 from trainlab.optim.checks import check_gradient_kinds
 from trainlab.optim.schedulers import build_scheduler
-from trainlab.tracking.atomic import atomic_write_text
+from trainlab.tracking.atomic import atomic_write_text, remove_partial_writes
 from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
 from trainlab.tracking.hparams import CHOICE_GROUPS, run_hparams
+from trainlab.tracking.resume import check_checkpoint_fits, checkpoint_to_resume
 from trainlab.tracking.run_files import provenance, to_number, write_json
 from trainlab.tracking.tensorboard import log_run_overview
 
@@ -43,7 +46,8 @@ def silence_known_warnings() -> None:
 silence_known_warnings()
 
 METRIC_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best")
-SEQUENCE_METRIC_KEYS = ("train/cer", "val/cer")  # sequence tasks: character error rate
+# sequence tasks: character error rate; nonfinite_loss=skip: batches skipped for a NaN/Inf loss
+OPTIONAL_METRIC_KEYS = ("train/cer", "val/cer", "train/skipped_batches")
 
 
 def route_lightning_logs_to_hydra() -> None:
@@ -83,6 +87,7 @@ def build_module(cfg: DictConfig, datamodule: ClassificationDataModule) -> Class
         num_classes=cfg.data.num_classes,
         class_names=datamodule.classes,
         config=OmegaConf.to_container(cfg, resolve=True),
+        nonfinite_loss=cfg.nonfinite_loss,
     )
     check_optimizer_and_scheduler(module)
     return module
@@ -177,6 +182,7 @@ def build_trainer(cfg: DictConfig, datamodule: ClassificationDataModule) -> L.Tr
     callbacks = [build("callbacks", node) for node in (cfg.get("callbacks") or {}).values()]
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks.append(SameConfigOnRanks(resolved, run_hparams(resolved, chosen_options())))
+    callbacks.append(CheckpointOnSignal(last_checkpoint_file(callbacks, Path(cfg.paths.output_dir))))
     loggers = [build("logger", node) for node in (cfg.get("logger") or {}).values()]
     trainer = build(
         "trainer", cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
@@ -193,6 +199,14 @@ def build_trainer(cfg: DictConfig, datamodule: ClassificationDataModule) -> L.Tr
             per_device,
         )
     return trainer
+
+
+def last_checkpoint_file(callbacks: list[Any], output_dir: Path) -> Path:
+    """Where the run's rolling `last` checkpoint lives: the unmonitored ModelCheckpoint's file."""
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor is None and callback.dirpath:
+            return Path(callback.dirpath) / f"{callback.filename or 'last'}{callback.FILE_EXTENSION}"
+    return output_dir / "checkpoints" / "last.ckpt"
 
 
 def chosen_options() -> dict[str, str | None]:
@@ -225,14 +239,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = build_trainer(cfg, datamodule)
     record_run(cfg, trainer, output_dir)
 
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    ckpt_path = checked_resume_checkpoint(cfg, module, trainer)
+    if trainer.is_global_zero:
+        remove_partial_writes(output_dir / "checkpoints")
     with distributed_job(trainer):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        stop_if_signalled(trainer)
         metrics: dict[str, Any] = {key: to_number(trainer.callback_metrics.get(key)) for key in METRIC_KEYS}
         metrics.update(
             {
                 k: to_number(trainer.callback_metrics[k])
-                for k in SEQUENCE_METRIC_KEYS
+                for k in OPTIONAL_METRIC_KEYS
                 if k in trainer.callback_metrics
             }
         )
@@ -251,18 +268,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-def resolve_ckpt_path(ckpt_path: str | None, output_dir: Path) -> str | None:
-    """`last` means this run dir's checkpoints/last.ckpt: resume in place with hydra.run.dir=<run dir>."""
-    if ckpt_path is None:
+def stop_if_signalled(trainer: L.Trainer) -> None:
+    """A signal during the last epoch's validation lets fit end; the run still stops, before testing."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, CheckpointOnSignal) and callback.received:
+            raise callback.interrupted(trainer, callback.received, saved=False)
+
+
+def checked_resume_checkpoint(cfg: DictConfig, module: ClassifierModule, trainer: L.Trainer) -> str | None:
+    """The checkpoint file to resume from, read and matched to this run before training starts."""
+    found = checkpoint_to_resume(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
+    if found is None:
         return None
-    path = output_dir / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path).expanduser()
-    if not path.is_file():
-        hint = (
-            "ckpt_path=last resumes in the run dir named by hydra.run.dir=<run dir>, which holds no last.ckpt"
-            if ckpt_path == "last"
-            else "give the path of a .ckpt file (runs keep theirs in <run dir>/checkpoints/)"
-        )
-        raise ConfigError(f"ckpt_path={ckpt_path}: {path} does not exist; {hint}.")
+    path, checkpoint = found
+    check_checkpoint_fits(
+        path,
+        checkpoint,
+        module,
+        module.build_optimizer(),
+        OmegaConf.to_container(cfg, resolve=True),
+        groups_may_grow=any(isinstance(c, BaseFinetuning) for c in trainer.callbacks),
+    )
     return str(path)
 
 

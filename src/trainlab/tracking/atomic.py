@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
+
+log = logging.getLogger(__name__)
+
+PARTIAL_SUFFIX = ".partial"  # a temporary file being written: never read, removed on the next start
 
 
 @contextlib.contextmanager
@@ -18,17 +23,33 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=PARTIAL_SUFFIX, dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make checkpoints private to their writer
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
+        _fsync_dir(target.parent)  # the rename itself survives a power loss only once its dir is synced
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -39,3 +60,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None]) -> None:
     with atomic_open(path, "wb") as handle:
         write(handle)
+
+
+def remove_partial_writes(directory: Path) -> list[Path]:
+    """Delete what writers killed mid-write (kill -9, power loss) left behind in `directory`."""
+    leftovers = sorted(directory.glob(f".*{PARTIAL_SUFFIX}")) if directory.is_dir() else []
+    for path in leftovers:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    if leftovers:
+        log.info("removed %d partial file(s) a killed run left in %s", len(leftovers), directory)
+    return leftovers

@@ -2,23 +2,78 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from trainlab.errors import TrainlabError
 from trainlab.tracking.atomic import atomic_write
+
+
+class CheckpointWriteError(TrainlabError):
+    """A checkpoint could not be written (full disk, no permission, path is not a directory)."""
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """torch.save into a temporary sibling, fsync, then rename over the target.
 
     Lightning's default writes straight into the target, so a kill or a full disk mid-save leaves a
-    truncated last.ckpt that only fails later, at resume.
+    truncated last.ckpt that only fails later, at resume. A failed write is an error that names the
+    file: the run must not go on believing it can be resumed.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} does not take storage_options, got {storage_options!r}")
-        atomic_write(Path(path), lambda handle: torch.save(checkpoint, handle))
+        target = Path(path)
+        writer = None
+
+        def write(handle: IO[bytes]) -> None:
+            nonlocal writer
+            writer = _RecordingWriter(handle)
+            torch.save(checkpoint, writer)
+
+        try:
+            atomic_write(target, write)
+        except (OSError, RuntimeError) as err:
+            cause = writer.error if writer is not None and writer.error is not None else err
+            raise CheckpointWriteError(save_failure(target, cause)) from err
+
+
+class _RecordingWriter:
+    """torch.save turns a failed write into an opaque RuntimeError; this keeps the OSError behind it."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def save_failure(target: Path, err: BaseException) -> str:
+    cause = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+    code = getattr(err, "errno", None)
+    hint = {
+        errno.ENOSPC: "the disk is full: free space",
+        errno.EDQUOT: "the disk quota is used up: free space",
+        errno.EFBIG: "the file is larger than this process may write (ulimit -f): raise the limit",
+        errno.EACCES: f"no permission to write in {target.parent}: fix its permissions",
+        errno.EPERM: f"no permission to write in {target.parent}: fix its permissions",
+        errno.EROFS: f"{target.parent} is on a read-only file system: set paths.output_dir elsewhere",
+    }.get(code, f"check that {target.parent} is a writable directory with free space")
+    if target.exists():
+        state, then = "the previous checkpoint there is unchanged", "then resume with ckpt_path=last"
+    else:
+        state, then = "no checkpoint was left there", "then run again"
+    return f"Could not write checkpoint {target}: {cause}. {state.capitalize()}. Likely {hint}; {then}."

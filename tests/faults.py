@@ -1,0 +1,67 @@
+"""Faults injected into real CLI runs, as callbacks: `+callbacks.fault={_target_:faults.X,...}`.
+
+The CLI subprocess imports this module because the tests put tests/ on its PYTHONPATH (see `fault_env`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def fault_env() -> dict[str, str]:
+    """Environment for a CLI subprocess that can import this module."""
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))}
+
+
+def fault(name: str, **options: Any) -> str:
+    """The override that adds fault `name` (a class below) with `options`."""
+    values = ",".join(f"{key}:{value}" for key, value in options.items())
+    return f"+callbacks.fault={{_target_:faults.{name}{',' + values if values else ''}}}"
+
+
+class SignalAtStep(Callback):
+    """The process sends itself signal `name` while optimizer step `step` runs (after its forward pass)."""
+
+    def __init__(self, step: int, name: str = "SIGTERM") -> None:
+        self.step = step
+        self.signum = signal.Signals[name]
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Any) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+class NanBatch(Callback):
+    """The images of the n-th training batches (0-based, counted over the run) become NaN."""
+
+    def __init__(self, batches: list[int]) -> None:
+        self.batches = set(batches)
+        self.seen = 0
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, i: int
+    ) -> None:
+        if self.seen in self.batches:
+            batch[0].fill_(torch.nan)
+        self.seen += 1
+
+
+class MarkTraining(Callback):
+    """Touches `path` once training has begun, for tests that signal a run from outside."""
+
+    def __init__(self, path: str, step: int = 1) -> None:
+        self.path = Path(path)
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.global_step >= self.step and not self.path.exists():
+            self.path.touch()
