@@ -23,6 +23,7 @@ from trainlab.losses import LossAdapter
 from trainlab.module import ClassifierModule
 from trainlab.optim.checks import check_gradient_kinds
 from trainlab.optim.schedulers import build_scheduler
+from trainlab.schema import validate
 from trainlab.tracking.atomic import atomic_write_text, remove_partial_writes
 from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
 from trainlab.tracking.hparams import CHOICE_GROUPS, run_hparams
@@ -231,6 +232,7 @@ def record_run(cfg: DictConfig, trainer: L.Trainer, output_dir: Path) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one experiment and return the metrics written to <output_dir>/metrics.json."""
     started = time.perf_counter()
+    validate(cfg)
     route_lightning_logs_to_hydra()
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)

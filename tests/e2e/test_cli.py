@@ -142,6 +142,13 @@ def test_unknown_option_lists_the_available_ones(cli):
         assert option in result.stderr
 
 
+def test_a_misspelled_key_is_named_before_anything_runs(cli):
+    result = cli("trainer.max_epoch=3")
+    assert result.returncode == 1
+    assert "Could not override 'trainer.max_epoch'" in result.stderr and "not in struct" in result.stderr
+    assert not result.run_dir.exists()
+
+
 def test_missing_dataset_is_one_clear_error_and_nothing_is_trained(cli, tmp_path):
     result = cli("data=cifar10", f"data.root={tmp_path / 'nowhere'}")
     assert result.returncode == 1
@@ -211,7 +218,9 @@ def test_installed_package_runs_from_another_directory(tmp_path):
     ("overrides", "message"),
     [
         (["data.batch_size=0"], "data.batch_size=0 is invalid: expected an integer >= 1"),
-        (["optim.lr=-1"], "Cannot build optim from conf/optim/adamw.yaml: Invalid learning rate: -1"),
+        (["optim.lr=-1"], "optim.lr=-1 is invalid: expected a number >= 0"),
+        (["trainer.max_epochs=abc"], "trainer.max_epochs='abc' is invalid: expected an integer >= -1"),
+        (["optim.betas=[0.9,2]"], "Cannot build optim from conf/optim/adamw.yaml: Invalid beta parameter"),
         (
             ["model.num_classes=3"],
             "model=tudui outputs scores of shape (3,) per image, but the data has 10 classes",
