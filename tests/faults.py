@@ -14,6 +14,9 @@ import lightning.pytorch as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from trainlab.data.base import Splits
+from trainlab.data.digits import DigitsDataModule
+
 TESTS_DIR = Path(__file__).resolve().parent
 
 
@@ -65,3 +68,30 @@ class MarkTraining(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         if trainer.global_step >= self.step and not self.path.exists():
             self.path.touch()
+
+
+class _KillsItsWorker(torch.utils.data.Dataset):
+    def __init__(self, dataset: torch.utils.data.Dataset, crash_at: int) -> None:
+        self.dataset, self.crash_at, self.labels = dataset, crash_at, dataset.labels
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: Any) -> Any:
+        index = key if isinstance(key, int) else key[0]
+        if index == self.crash_at and torch.utils.data.get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
+        return self.dataset[key]
+
+
+class DigitsWithCrashingWorker(DigitsDataModule):
+    """data._target_=faults.DigitsWithCrashingWorker +data.crash_at=N: the worker loading sample N dies."""
+
+    def __init__(self, crash_at: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.crash_at = crash_at
+
+    def load_splits(self) -> Splits:
+        splits = super().load_splits()
+        splits.train = _KillsItsWorker(splits.train, self.crash_at)
+        return splits

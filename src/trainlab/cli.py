@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from trainlab.errors import TrainlabError
+from trainlab.errors import TrainlabError, user_message
 
 log = logging.getLogger("trainlab")
 
@@ -43,13 +43,14 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
     except TrainlabError as err:
-        mark_finished(run_dir, "failed", str(err))
+        message = user_message(err)
+        mark_finished(run_dir, "failed", message)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             # recorded, not raised: the other jobs run, and the sweep summary names this one and
             # ends the sweep with a non-zero exit (trainlab.tracking.sweep)
-            log.error("job failed: %s", err)
+            log.error("job failed: %s", message)
             return None
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
     except (KeyboardInterrupt, SystemExit) as err:
         # trainlab stops on SIGTERM/SIGINT with a checkpoint (TrainingInterrupted); outside training,

@@ -18,6 +18,21 @@ class ConfigError(TrainlabError):
     """A config value is inconsistent with the data, the model or another value."""
 
 
+def user_message(err: BaseException) -> str:
+    """The error's own words. An error raised in a DataLoader worker reaches the main process as
+    'Caught DataError in DataLoader worker process 0. Original Traceback ...: DataError: <message>';
+    the user needs the message and where it happened, not the worker's traceback."""
+    text = str(err)
+    marker = "Original Traceback (most recent call last):"
+    if marker not in text:
+        return text
+    head, _, trace = text.partition(marker)
+    last = [line for line in trace.strip().splitlines() if line.strip()][-1]
+    message = last.split(": ", 1)[1] if ": " in last else last
+    where = head.strip().removeprefix("Caught ").split(" in ", 1)[-1].rstrip(".")
+    return f"{message} (raised in {where})"
+
+
 def exit_code(command: Callable[[], object]) -> int:
     """Run a command-line tool's work: 0 on success; a user error prints one `error:` line and gives 1."""
     try:

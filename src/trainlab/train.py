@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from trainlab.build import build, chosen_option, config_error, shipped_options_f
 from trainlab.callbacks.interrupt import CheckpointOnSignal
 from trainlab.data.base import ClassificationDataModule
 from trainlab.distributed import SameConfigOnRanks, distributed_job, use_hydra_job_launcher
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 from trainlab.losses import LossAdapter
 from trainlab.module import ClassifierModule
 from trainlab.optim.checks import check_gradient_kinds
@@ -244,7 +246,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = checked_resume_checkpoint(cfg, module, trainer)
     if trainer.is_global_zero:
         remove_partial_writes(output_dir / "checkpoints")
-    with distributed_job(trainer):
+    with distributed_job(trainer), named_worker_deaths():
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         stop_if_signalled(trainer)
         metrics: dict[str, Any] = {key: to_number(trainer.callback_metrics.get(key)) for key in METRIC_KEYS}
@@ -260,6 +262,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.get("test") and datamodule.has_test_split:
             results = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
             metrics.update({key: to_number(value) for key, value in (results[0] if results else {}).items()})
+    if getattr(datamodule, "skip_bad_images", False):
+        metrics["data/skipped_images"] = len(datamodule.skipped_images)
     metrics.setdefault("test/acc", None)
     metrics.setdefault("test/loss", None)
     metrics["best_ckpt"], metrics["last_ckpt"] = best, last
@@ -268,6 +272,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         write_json(output_dir / "metrics.json", metrics)
         print(summary_line(output_dir, metrics, has_tensorboard=(output_dir / "tensorboard").is_dir()))
     return metrics
+
+
+@contextlib.contextmanager
+def named_worker_deaths() -> Iterator[None]:
+    """A DataLoader worker killed outright (out of memory, a crash in native decoding code) leaves
+    only torch's 'worker exited unexpectedly'; say what that means and how to see the real error."""
+    try:
+        yield
+    except RuntimeError as err:
+        if "DataLoader worker" not in str(err):
+            raise
+        raise DataError(
+            f"{str(err).splitlines()[0].rstrip('. ')}: a data loading process died without an error of its "
+            "own, usually killed for lack of memory or by a crash in image decoding. Run with "
+            "data.num_workers=0 to load in the main process and see the failing file, or lower "
+            "data.num_workers / data.batch_size if memory is short."
+        ) from err
 
 
 def stop_if_signalled(trainer: L.Trainer) -> None:

@@ -67,10 +67,27 @@ class ImageFileDataset(Dataset):
         index = index_of(key)
         path = self.paths[index]
         try:
-            with Image.open(path) as image:
-                image = image.convert(self.mode)
+            image = read_image(path, self.mode)
         except (UnidentifiedImageError, OSError) as err:
             raise DataError(
-                f"Cannot read image {path}: {err}. Replace or remove the file, then run again."
+                f"Cannot read image {path} (sample {index}): {err}. Replace or remove the file, or set "
+                "data.skip_bad_images=true to leave unreadable images out, then run again."
             ) from err
         return seeded(self.transform, image, key), torch.tensor(self.labels[index])
+
+
+def read_image(path: Path, mode: str) -> Image.Image:
+    """Decode the whole file (a truncated JPEG fails here, not half-grey later) into `mode`."""
+    with Image.open(path) as image:
+        return image.convert(mode)
+
+
+def unreadable_images(paths: Sequence[Path], mode: str) -> dict[Path, str]:
+    """Each file that does not decode, with the reason; reads every image once."""
+    problems = {}
+    for path in paths:
+        try:
+            read_image(path, mode)
+        except (UnidentifiedImageError, OSError) as err:
+            problems[path] = str(err) or type(err).__name__
+    return problems

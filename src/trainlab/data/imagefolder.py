@@ -7,14 +7,17 @@ Accepted layouts under the chosen directory:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from trainlab.data.base import ClassificationDataModule, Splits
-from trainlab.data.datasets import ImageFileDataset
+from trainlab.data.datasets import ImageFileDataset, unreadable_images
 from trainlab.data.splits import check_fractions, stratified_split
 from trainlab.errors import DataError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff", ".webp"}
@@ -85,9 +88,12 @@ class ImageFolderDataModule(ClassificationDataModule):
         classes: Sequence[str] | None = None,
         split: Sequence[float] = (0.8, 0.1, 0.1),
         split_seed: int = 0,
+        skip_bad_images: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.skip_bad_images = skip_bad_images
+        self.skipped_images: dict[Path, str] = {}
         self.root = Path(root).expanduser()
         self.layouts = list(layouts)
         self.class_names = list(classes) if classes else None
@@ -101,6 +107,12 @@ class ImageFolderDataModule(ClassificationDataModule):
         else:
             classes = self._classes(directory)
             train, val, test = self._split(scan_class_folders(directory, classes), self.split)
+
+        if self.skip_bad_images:
+            self._find_unreadable(train + val + test)
+            train, val, test = (
+                [s for s in part if s[0] not in self.skipped_images] for part in (train, val, test)
+            )
 
         def dataset(samples: Samples, transform: Any) -> ImageFileDataset:
             paths, labels = zip(*samples, strict=True) if samples else ((), ())
@@ -123,6 +135,20 @@ class ImageFolderDataModule(ClassificationDataModule):
         train_f, val_f, _ = self.split
         carved = self._split(train, (train_f / (train_f + val_f), val_f / (train_f + val_f), 0.0))
         return carved[0], carved[1], test, classes
+
+    def _find_unreadable(self, samples: Samples) -> None:
+        """skip_bad_images=true: decode every image once up front; those that fail are left out."""
+        bad = unreadable_images([path for path, _ in samples], "L" if self.in_channels == 1 else "RGB")
+        self.skipped_images = bad
+        if bad:
+            shown = "; ".join(f"{path} ({reason})" for path, reason in list(bad.items())[:5])
+            log.warning(
+                "skip_bad_images: left out %d unreadable image(s) of %d: %s%s",
+                len(bad),
+                len(samples),
+                shown,
+                " ..." if len(bad) > 5 else "",
+            )
 
     def _classes(self, directory: Path) -> list[str]:
         found = class_dirs(directory)
