@@ -19,6 +19,14 @@ from trainlab.data.digits import DigitsDataModule
 
 TESTS_DIR = Path(__file__).resolve().parent
 
+# A command started with `&` by a non-interactive shell inherits SIGINT as *ignored*, which survives exec
+# and keeps Python (and trainlab) from handling Ctrl+C; a user's terminal has the default. So runs that a
+# test interrupts start from a tiny exec wrapper that restores it, whatever started the test.
+AS_FROM_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'trainlab', *sys.argv[1:]])"
+)
+
 
 def fault_env() -> dict[str, str]:
     """Environment for a CLI subprocess that can import this module."""

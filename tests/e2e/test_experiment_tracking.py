@@ -22,6 +22,7 @@ import yaml
 import trainlab.eval
 import trainlab.predict
 from conftest import run_cli
+from faults import AS_FROM_A_TERMINAL
 from realformat import write_image_folder
 from tbserver import tensorboard_server
 from trainlab.build import build
@@ -350,18 +351,9 @@ def test_predict_names_bad_inputs(tmp_path, sweep, capsys):
     assert not list(tmp_path.rglob("*.csv"))  # nothing half-written
 
 
-# A command started with `&` by a non-interactive shell inherits SIGINT as *ignored*, which survives exec
-# and keeps Python from installing its KeyboardInterrupt handler; a user's terminal has the default. So
-# the run starts from a tiny exec wrapper that restores it, whatever started this test.
-AS_FROM_A_TERMINAL = (
-    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-    "os.execv(sys.executable, [sys.executable, '-m', 'trainlab', *sys.argv[1:]])"
-)
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_run_stopped_by_a_signal_records_it_was_interrupted(tmp_path, signum):
-    """Ctrl+C or a scheduler's SIGTERM: the run exits non-zero and its status says interrupted."""
+    """Ctrl+C or a scheduler's SIGTERM: the run exits 128 + signal and its status says interrupted."""
     run_dir = tmp_path / "run"
     overrides = ["trainer.max_epochs=200", f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false"]
     process = subprocess.Popen(
@@ -379,7 +371,7 @@ def test_a_run_stopped_by_a_signal_records_it_was_interrupted(tmp_path, signum):
         _, stderr = process.communicate(timeout=120)
     finally:
         process.kill()  # no stray trainer if the signal went unanswered
-    expected = 143 if signum == signal.SIGTERM else 1  # 128 + SIGTERM, as schedulers expect
+    expected = 128 + signum  # 143 for SIGTERM, as schedulers expect; 130 for Ctrl+C
     status = json.loads((run_dir / "status.json").read_text())
     assert process.returncode == expected, (process.returncode, status, stderr[-2000:])
     assert status["status"] == "interrupted" and status["ended"] and status["duration_s"] >= 0, status

@@ -16,7 +16,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_resume import assert_identical
 
-from faults import fault, fault_env
+from faults import AS_FROM_A_TERMINAL, fault, fault_env
 
 pytestmark = pytest.mark.slow
 
@@ -62,11 +62,13 @@ def assert_same_final_state(resumed_dir: Path, straight_dir: Path) -> None:
 
 
 def test_sigterm_at_a_random_step_saves_it_and_the_resume_is_bit_exact(cli, tmp_path, straight):
-    step = random.Random(time.time_ns()).randrange(1, STEPS - 1)
+    step = int(os.environ.get("TRAINLAB_TEST_STEP", 0)) or random.Random(time.time_ns()).randrange(
+        1, STEPS - 1
+    )
     run_dir = tmp_path / "run"
     stopped = cli(*COMMON, fault("SignalAtStep", step=step), run_dir=run_dir, env=fault_env())
     assert stopped.returncode == 143, f"step {step}: exit {stopped.returncode}\n{stopped.stderr[-3000:]}"
-    assert f"stopped by SIGTERM at epoch {step // 23}, step {step + 1}" in stopped.stderr
+    assert f"stopped by SIGTERM at epoch {(step + 1) // 23}, step {step + 1}" in stopped.stderr
     assert "ckpt_path=last" in stopped.stderr
     assert status(run_dir)["status"] == "interrupted"
     assert last_ckpt(run_dir)["global_step"] == step + 1, (
@@ -83,7 +85,7 @@ def test_sigterm_at_a_random_step_saves_it_and_the_resume_is_bit_exact(cli, tmp_
 def test_ctrl_c_from_outside_stops_after_the_step_and_resumes_exactly(tmp_path, straight):
     run_dir = tmp_path / "run"
     started = tmp_path / "training"
-    args = [sys.executable, "-m", "trainlab", *COMMON, f"hydra.run.dir={run_dir}"]
+    args = [sys.executable, "-c", AS_FROM_A_TERMINAL, *COMMON, f"hydra.run.dir={run_dir}"]
     args += ["trainer.enable_progress_bar=false", fault("MarkTraining", path=started, step=5)]
     proc = subprocess.Popen(
         args, cwd=tmp_path, env={**os.environ, **fault_env()}, stderr=subprocess.PIPE, text=True

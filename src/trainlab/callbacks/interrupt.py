@@ -4,7 +4,8 @@ A cluster's time limit sends SIGTERM, a user presses Ctrl+C. Python's default (K
 wherever the interpreter happens to be, or death by SIGTERM) loses every step since the last epoch's
 checkpoint. Here a signal only sets a flag: the step in flight finishes (and a validation in flight, so
 the epoch's own checkpoint is written), then `last.ckpt` is saved as a mid-epoch checkpoint and the run
-exits with 128 + the signal's number. `ckpt_path=last` continues from the next step, bit for bit.
+exits with 128 + the signal's number before the next step. `ckpt_path=last` continues from that next
+step, bit for bit.
 A second Ctrl+C stops at once, as users expect from a stuck process.
 """
 
@@ -44,6 +45,7 @@ class CheckpointOnSignal(Callback):
     def __init__(self, checkpoint: str | Path) -> None:
         self.checkpoint = Path(checkpoint)
         self.received: int | None = None
+        self._saved_after = 0  # the signal after which last.ckpt was saved
         self._previous: dict[int, Any] = {}
 
     # Lightning registers its own SIGTERM handler just before the first validation or training step
@@ -58,6 +60,8 @@ class CheckpointOnSignal(Callback):
         if threading.current_thread() is not threading.main_thread():
             return  # signal handlers can only be set from the main thread (e.g. not in a notebook worker)
         for signum in HANDLED_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # started in the background (`cmd &`): Ctrl+C in the terminal is not for this run
             if signal.getsignal(signum) != self._note_signal:
                 self._previous[signum] = signal.signal(signum, self._note_signal)
 
@@ -76,8 +80,16 @@ class CheckpointOnSignal(Callback):
     ) -> None:
         signum = self._signal_on_any_rank(trainer)
         if signum:
-            trainer.save_checkpoint(self.checkpoint)
-            raise self.interrupted(trainer, signum, saved=True)
+            trainer.save_checkpoint(self.checkpoint)  # exactly where ModelCheckpoint saves a step's state
+            self._saved_after = signum
+
+    # The run stops when the next step would begin: by then Lightning has written this step's logs, and
+    # at an epoch's end it has also validated and written the epoch's own checkpoint, so nothing is lost.
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, i: int
+    ) -> None:
+        if self._saved_after:
+            raise self.interrupted(trainer, self._saved_after, saved=True)
 
     def interrupted(self, trainer: L.Trainer, signum: int, saved: bool) -> TrainingInterrupted:
         where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
