@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainlab.tracking.atomic import atomic_open, atomic_write_text
-from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
+from trainlab.tracking.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
 from trainlab.tracking.run_files import epoch_summary, git_state, provenance, to_number, write_json
 
 
@@ -37,7 +37,7 @@ def test_checkpoint_io_keeps_the_previous_file_when_saving_fails(tmp_path):
         def __reduce__(self):
             raise OSError("No space left on device")
 
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(CheckpointWriteError, match=r"Could not write checkpoint .*last\.ckpt: No space"):
         io.save_checkpoint({"epoch": 2, "bad": Unpicklable()}, path)
     assert io.load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
