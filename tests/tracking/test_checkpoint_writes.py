@@ -39,7 +39,9 @@ KILLER = textwrap.dedent(
         if checkpoint is not None:
             expected = torch.full((2_000_000,), float(checkpoint["step"]))
             assert torch.equal(checkpoint["state_dict"]["w"], expected)
-        print(k, checkpoint and checkpoint["step"], len(os.listdir(os.path.dirname(target))), flush=True)
+        folder = os.path.dirname(target)  # absent when the first kill lands before the writer made it
+        files = len(os.listdir(folder)) if os.path.isdir(folder) else 0
+        print(k, checkpoint and checkpoint["step"], files, flush=True)
     """
 )
 
