@@ -33,6 +33,7 @@ def fit(module: ClassifierModule, tmp_path, epochs: int = 5, callbacks=(), ckpt_
         max_epochs=epochs,
         accelerator="cpu",
         logger=False,
+        log_every_n_steps=1,  # step values (lr/<group>) are logged at the logging cadence only
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,

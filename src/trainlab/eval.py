@@ -15,13 +15,12 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
 import torch
-from torch.utils.data import DataLoader
 
 from trainlab.build import build
 from trainlab.data.base import ClassificationDataModule
@@ -69,12 +68,13 @@ def macro_average(report: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {key: sum(row[key] for row in report) / len(report) for key in ("precision", "recall", "f1")}
 
 
-def split_loader(datamodule: ClassificationDataModule, split: str) -> DataLoader:
+def split_loader(datamodule: ClassificationDataModule, split: str) -> Iterable:
     if split not in SPLITS:
         raise ConfigError(f"split={split} is unknown: use one of {', '.join(SPLITS)}.")
     if split == "test" and not datamodule.has_test_split:
         raise DataError(f"{type(datamodule).__name__} has no test split here: evaluate with split=val.")
-    return datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+    loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+    return datamodule.model_ready(loader)
 
 
 def evaluate(ckpt_path: Path, split: str, out: Path | None, overrides: Sequence[str]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torchmetrics import MeanMetric, SumMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 PAD = -1  # label positions after a sequence's end
 
@@ -17,27 +17,35 @@ PAD = -1  # label positions after a sequence's end
 class StageMetrics(nn.Module):
     """Sample-weighted mean loss and accuracy of one stage over an epoch, synced across devices.
 
-    With `confusion`, also the epoch's confusion matrix (rows: true class, columns: predicted), kept in
-    `last_confusion` after the reset so figures and reports can read it once the epoch has ended.
+    Kept as device-side sums (loss x samples, correct, samples) that never ask the host for a value
+    during the epoch: torchmetrics' MeanMetric checks every update for NaN (`nans.any()`, a host sync)
+    and MulticlassAccuracy counts with bincount (sized by a host-side max on CUDA). A NaN loss is kept,
+    not dropped, so it shows in the epoch's loss. With `confusion`, also the epoch's confusion matrix
+    (rows: true class, columns: predicted), kept in `last_confusion` after the reset so figures and
+    reports can read it once the epoch has ended.
     """
 
     def __init__(self, num_classes: int, confusion: bool = False) -> None:
         super().__init__()
-        self.loss = MeanMetric()
-        self.acc = MulticlassAccuracy(num_classes, average="micro")
+        self.loss_sum = SumMetric(nan_strategy="disable")
+        self.correct = SumMetric(nan_strategy="disable")
+        self.samples = SumMetric(nan_strategy="disable")
         self.confusion = MulticlassConfusionMatrix(num_classes) if confusion else None
         self.last_confusion: torch.Tensor | None = None
 
     def update(self, loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
-        self.loss.update(loss, weight=len(labels))
-        self.acc.update(preds, labels)
+        count = torch.tensor(float(len(labels)), device=loss.device)
+        self.loss_sum.update(loss.float() * count)
+        self.correct.update((preds == labels.to(preds.device)).sum().float())
+        self.samples.update(count)
         if self.confusion is not None:
             self.confusion.update(preds, labels)
 
     def compute_and_reset(self) -> dict[str, torch.Tensor]:
-        values = {"loss": self.loss.compute(), "acc": self.acc.compute()}
-        self.loss.reset()
-        self.acc.reset()
+        samples = self.samples.compute()
+        values = {"loss": self.loss_sum.compute() / samples, "acc": self.correct.compute() / samples}
+        for metric in (self.loss_sum, self.correct, self.samples):
+            metric.reset()
         if self.confusion is not None:
             self.last_confusion = self.confusion.compute().cpu()
             self.confusion.reset()

@@ -88,7 +88,7 @@ def predict(ckpt_path: Path, inputs: Path, out: Path, batch_size: int, overrides
         for start in range(0, len(files), batch_size):
             chunk = files[start : start + batch_size]
             images = torch.stack([load(path) for path in chunk]).to(device)
-            probabilities = module.loss.probabilities(module(images)).cpu()
+            probabilities = module.loss.probabilities(module.eval_outputs(images)).cpu()
             best, index = probabilities.max(dim=1)
             rows += [(p, classes[i], float(b)) for p, i, b in zip(chunk, index.tolist(), best, strict=True)]
     write_csv(out, rows)

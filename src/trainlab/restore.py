@@ -119,6 +119,7 @@ def rebuild_module(
         num_classes=num_classes,
         class_names=classes,
         config=OmegaConf.to_container(cfg, resolve=True),
+        tta=cfg.get("tta"),  # evaluate as the run validated and tested (older runs have no key)
     )
     try:
         module.load_state_dict(checkpoint["state_dict"])

@@ -44,6 +44,15 @@ class TrainSchema:
     test: bool = MISSING
     ckpt_path: Optional[str] = MISSING
     nonfinite_loss: str = one_of("stop", "skip")
+    tta: Optional[str] = one_of("flip")
+
+
+@dataclass
+class PerfSchema:
+    """Speed options (perf.*)."""
+
+    channels_last: bool = MISSING
+    compile: bool = MISSING
 
 
 @dataclass
@@ -73,6 +82,7 @@ class DataSchema:
     in_channels: int = one_of(1, 3)
     num_classes: Optional[int] = at_least(1)
     seed: int = MISSING
+    pipeline: str = one_of("torchvision", "batched")
 
 
 @dataclass
@@ -90,6 +100,7 @@ SCHEMAS: dict[str, type] = {
     "trainer": TrainerSchema,
     "data": DataSchema,
     "optim": OptimSchema,
+    "perf": PerfSchema,
 }
 
 

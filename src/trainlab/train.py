@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 import trainlab
 from trainlab.build import build, chosen_option, config_error, shipped_options_for
 from trainlab.callbacks.interrupt import CheckpointOnSignal
+from trainlab.callbacks.progress import ThrottledProgressBar
 from trainlab.data.base import ClassificationDataModule
 from trainlab.distributed import SameConfigOnRanks, distributed_job, use_hydra_job_launcher
 from trainlab.errors import ConfigError, DataError
@@ -91,6 +92,9 @@ def build_module(cfg: DictConfig, datamodule: ClassificationDataModule) -> Class
         class_names=datamodule.classes,
         config=OmegaConf.to_container(cfg, resolve=True),
         nonfinite_loss=cfg.nonfinite_loss,
+        channels_last=cfg.perf.channels_last,
+        compile=cfg.perf.compile,
+        tta=cfg.tta,
     )
     check_optimizer_and_scheduler(module)
     return module
@@ -139,16 +143,16 @@ def check_model_fits_data(net: torch.nn.Module, datamodule: ClassificationDataMo
     model_task = getattr(net, "task", "classification")
     if model_task != datamodule.task:
         raise task_mismatch("model", model_task, datamodule.task)
-    image, _ = datamodule.splits.val[0]
+    image = datamodule.example_input()
     was_training = net.training
     net.eval()
     try:
         with torch.no_grad():
-            scores = net(image.unsqueeze(0))
+            scores = net(image)
     except RuntimeError as err:
         raise ConfigError(
             f"model={chosen_option('model')} cannot take data={chosen_option('data')} images of shape "
-            f"{tuple(image.shape)}: {err}. Check model.* and data.image_size / data.in_channels."
+            f"{tuple(image.shape[1:])}: {err}. Check model.* and data.image_size / data.in_channels."
         ) from err
     finally:
         net.train(was_training)
@@ -186,6 +190,8 @@ def build_trainer(cfg: DictConfig, datamodule: ClassificationDataModule) -> L.Tr
     resolved = OmegaConf.to_container(cfg, resolve=True)
     callbacks.append(SameConfigOnRanks(resolved, run_hparams(resolved, chosen_options())))
     callbacks.append(CheckpointOnSignal(last_checkpoint_file(callbacks, Path(cfg.paths.output_dir))))
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(ThrottledProgressBar())
     loggers = [build("logger", node) for node in (cfg.get("logger") or {}).values()]
     trainer = build(
         "trainer", cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]

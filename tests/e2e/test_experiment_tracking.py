@@ -301,6 +301,9 @@ def test_predict_applies_the_runs_eval_transforms_to_image_files(tmp_path):
 
     # the same files through the run's own test dataset and the restored model
     stored, cfg, classes = load_run_checkpoint(checkpoint)
+    # per-image datasets keep their files' paths; that the batched pipeline's eval images equal these is
+    # tests/data/test_batched_pipeline.py's job
+    cfg.data.pipeline = "torchvision"
     datamodule = build("data", cfg.data)
     datamodule.setup("fit")
     test = datamodule.splits.test

@@ -59,7 +59,7 @@ class RunFigures(Callback):
             return
         images, labels = batch[0][: self.num_samples], batch[1][: self.num_samples]
         with torch.no_grad():
-            outputs = pl_module(images)
+            outputs = pl_module.eval_outputs(images)
         predicted, confidence = pl_module.loss.describe(outputs, pl_module.class_names)
         self._samples = {
             "epoch": trainer.current_epoch,

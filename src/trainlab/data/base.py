@@ -16,6 +16,8 @@ from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
+from trainlab.data.batched import BatchTransform
+from trainlab.data.datasets import collate_batch
 from trainlab.data.sampling import EpochShuffleSampler, ResumableDataLoader
 from trainlab.data.transforms import compose
 from trainlab.errors import ConfigError, DataError
@@ -35,6 +37,7 @@ class ClassificationDataModule(L.LightningDataModule):
     """Base class: subclasses implement `load_splits()` (and `prepare_data()` if they download)."""
 
     task = "classification"  # losses declare the task they fit; trainlab checks the pair before training
+    supports_batched = False  # True where the datasets are uint8 tensors in memory (data.pipeline=batched)
 
     def __init__(
         self,
@@ -47,6 +50,7 @@ class ClassificationDataModule(L.LightningDataModule):
         train_transforms: Sequence[Any] | None = None,
         eval_transforms: Sequence[Any] | None = None,
         seed: int = 0,
+        pipeline: str = "torchvision",
     ) -> None:
         super().__init__()
         _require_int("data.batch_size", batch_size, minimum=1)
@@ -59,8 +63,16 @@ class ClassificationDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.train_transform = compose(train_transforms, image_size)
-        self.eval_transform = compose(eval_transforms, image_size)
+        self.pipeline = check_pipeline(pipeline, type(self))
+        self.batch_transforms: dict[str, BatchTransform] = {}
+        if pipeline == "batched":
+            # the datasets hand out raw uint8 batches; on_after_batch_transfer augments them on the device
+            self.batch_transforms = {
+                "train": BatchTransform.from_transforms(train_transforms or [], "data.train_transforms"),
+                "eval": BatchTransform.from_transforms(eval_transforms or [], "data.eval_transforms"),
+            }
+        self.train_transform = None if self.batch_transforms else compose(train_transforms, image_size)
+        self.eval_transform = None if self.batch_transforms else compose(eval_transforms, image_size)
         self.seed = seed
         self.splits: Splits | None = None
 
@@ -81,6 +93,26 @@ class ClassificationDataModule(L.LightningDataModule):
             if len(getattr(splits, name)) == 0:
                 raise DataError(f"The {name} split of {type(self).__name__} is empty: add more images.")
         self.splits = splits
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """data.pipeline=batched: augment and normalize the raw uint8 batch where it now is (the device)."""
+        if not self.batch_transforms:
+            return batch
+        images, labels, seeds = batch
+        stage = "train" if self.trainer is not None and self.trainer.training else "eval"
+        return self.batch_transforms[stage](images, seeds), labels
+
+    def model_ready(self, loader: DataLoader) -> Any:
+        """An eval loader whose batches are already transformed, for loops that bypass this datamodule's
+        on_after_batch_transfer (trainlab.eval passes loaders to the trainer directly)."""
+        return _EvalBatches(loader, self.batch_transforms["eval"]) if self.batch_transforms else loader
+
+    def example_input(self) -> torch.Tensor:
+        """One validation image as the model sees it: (1, C, H, W) float."""
+        sample = self._require_setup().val[0]
+        if self.batch_transforms:
+            return self.batch_transforms["eval"](sample[0].unsqueeze(0), torch.zeros(1, dtype=torch.int64))
+        return sample[0].unsqueeze(0)
 
     @property
     def classes(self) -> list[str]:
@@ -163,6 +195,7 @@ class ClassificationDataModule(L.LightningDataModule):
         trainer = self.trainer
         on_gpu = trainer is not None and isinstance(trainer.accelerator, CUDAAccelerator)
         return {
+            "collate_fn": collate_batch,  # batched datasets hand out ready batches; others are collated
             "num_workers": self.num_workers,
             "persistent_workers": False,  # the exact-resume tests run with fresh workers each epoch
             "pin_memory": on_gpu,  # page-locked batches let Lightning copy them to the GPU asynchronously
@@ -189,6 +222,32 @@ class ClassificationDataModule(L.LightningDataModule):
         if self.splits is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not run yet")
         return self.splits
+
+
+class _EvalBatches:
+    def __init__(self, loader: DataLoader, transform: BatchTransform) -> None:
+        self.loader, self.transform = loader, transform
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Any:
+        for images, labels, seeds in self.loader:
+            yield self.transform(images, seeds), labels
+
+
+PIPELINES = ("torchvision", "batched")
+
+
+def check_pipeline(pipeline: str, module: type) -> str:
+    if pipeline not in PIPELINES:
+        raise ConfigError(f"data.pipeline={pipeline!r} is unknown: use torchvision or batched.")
+    if pipeline == "batched" and not getattr(module, "supports_batched", False):
+        raise ConfigError(
+            f"data.pipeline=batched needs a dataset held in memory as uint8 tensors, which "
+            f"{module.__name__} is not; use data.pipeline=torchvision."
+        )
+    return pipeline
 
 
 def _require_int(key: str, value: Any, minimum: int) -> None:

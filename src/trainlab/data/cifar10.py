@@ -68,6 +68,8 @@ def read_class_names(batch_dir: Path) -> list[str]:
 class CIFAR10DataModule(ClassificationDataModule):
     """45k/5k (val_size) stratified split of the training batches; the test batch is the test set."""
 
+    supports_batched = True
+
     def __init__(
         self,
         *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -29,10 +30,27 @@ def index_of(key: Key) -> int:
     return key if isinstance(key, int) else key[0]
 
 
-class TensorImageDataset(Dataset):
-    """Images decoded once into a uint8 (N, C, H, W) tensor; the transform runs per sample."""
+def seed_of(key: Key) -> int:
+    """The sample's augmentation seed; evaluation keys (plain indices) have none and get 0."""
+    return 0 if isinstance(key, int) else key[1]
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Transform) -> None:
+
+def collate_batch(batch: Any) -> Any:
+    """collate_fn for datasets whose __getitems__ already returns a whole batch."""
+    if isinstance(batch, tuple):
+        return batch
+    return torch.utils.data.default_collate(batch)
+
+
+class TensorImageDataset(Dataset):
+    """Images decoded once into a uint8 (N, C, H, W) tensor; the transform runs per sample.
+
+    Without a transform (data.pipeline=batched) it hands out raw uint8 images with their sample seeds,
+    a whole batch per `__getitems__` call (one gather instead of a per-image loop); the augmentation then
+    runs on the batch, on the training device (trainlab.data.batched).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform: Transform | None) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(
                 f"expected uint8 images of shape (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
@@ -44,9 +62,20 @@ class TensorImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, ...]:
         index = index_of(key)
+        if self.transform is None:
+            return self.images[index], self.labels[index], torch.tensor(seed_of(key))
         return seeded(self.transform, self.images[index], key), self.labels[index]
+
+    def __getitems__(self, keys: list[Key]) -> Any:
+        """DataLoader's batched fetch: with a transform, the usual list of samples (collated as usual);
+        without, one ready (images, labels, seeds) batch."""
+        if self.transform is not None:
+            return [self[key] for key in keys]
+        index = torch.tensor([index_of(key) for key in keys])
+        seeds = torch.tensor([seed_of(key) for key in keys], dtype=torch.int64)
+        return self.images[index], self.labels[index], seeds
 
 
 class ImageFileDataset(Dataset):

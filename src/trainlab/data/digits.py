@@ -27,6 +27,8 @@ def load_digit_images(image_size: int, in_channels: int) -> tuple[torch.Tensor, 
 class DigitsDataModule(ClassificationDataModule):
     """The digits split (stratified, seeded) into train/val/test; all held in memory."""
 
+    supports_batched = True
+
     def __init__(
         self,
         *,

@@ -12,10 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from trainlab.data.base import ClassificationDataModule, Splits
-from trainlab.data.datasets import ImageFileDataset, unreadable_images
+from trainlab.data.batched import decode_steps
+from trainlab.data.cache import cached_decode
+from trainlab.data.datasets import ImageFileDataset, TensorImageDataset, unreadable_images
 from trainlab.data.splits import check_fractions, stratified_split
-from trainlab.errors import DataError
+from trainlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,8 @@ def find_dataset_dir(root: Path, layouts: Sequence[str]) -> Path:
 class ImageFolderDataModule(ClassificationDataModule):
     """Class-folder images decoded per access; split on the fly when the folder is not split already."""
 
+    supports_batched = True
+
     def __init__(
         self,
         *,
@@ -89,9 +95,19 @@ class ImageFolderDataModule(ClassificationDataModule):
         split: Sequence[float] = (0.8, 0.1, 0.1),
         split_seed: int = 0,
         skip_bad_images: bool = False,
+        cache_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
+        if self.batch_transforms:
+            self.decode_steps = decode_steps(kwargs.get("train_transforms") or [])
+            if repr(decode_steps(kwargs.get("eval_transforms") or [])) != repr(self.decode_steps):
+                raise ConfigError(
+                    "data.pipeline=batched decodes each image once for training and evaluation alike, so "
+                    "data.train_transforms and data.eval_transforms must begin with the same Resize / "
+                    "CenterCrop / Grayscale steps; make them equal or use data.pipeline=torchvision."
+                )
         self.skip_bad_images = skip_bad_images
         self.skipped_images: dict[Path, str] = {}
         self.root = Path(root).expanduser()
@@ -114,6 +130,9 @@ class ImageFolderDataModule(ClassificationDataModule):
                 [s for s in part if s[0] not in self.skipped_images] for part in (train, val, test)
             )
 
+        if self.batch_transforms:
+            return self._decoded_splits(train, val, test, classes)
+
         def dataset(samples: Samples, transform: Any) -> ImageFileDataset:
             paths, labels = zip(*samples, strict=True) if samples else ((), ())
             return ImageFileDataset(paths, labels, transform, self.in_channels)
@@ -124,6 +143,17 @@ class ImageFolderDataModule(ClassificationDataModule):
             test=dataset(test, self.eval_transform) if test else None,
             classes=classes,
         )
+
+    def _decoded_splits(self, train: Samples, val: Samples, test: Samples, classes: list[str]) -> Splits:
+        """data.pipeline=batched: every image decoded once (one tensor for all splits, one cache file)."""
+        samples = train + val + test
+        mode = "L" if self.in_channels == 1 else "RGB"
+        images = cached_decode([path for path, _ in samples], mode, self.decode_steps, self.cache_dir)
+        labels = torch.tensor([label for _, label in samples], dtype=torch.long)
+        bounds = [0, len(train), len(train) + len(val), len(samples)]
+        parts = [slice(bounds[i], bounds[i + 1]) for i in range(3)]
+        train_set, val_set, test_set = (TensorImageDataset(images[p], labels[p], None) for p in parts)
+        return Splits(train=train_set, val=val_set, test=test_set if test else None, classes=classes)
 
     def _read_split_layout(self, directory: Path) -> tuple[Samples, Samples, Samples, list[str]]:
         classes = self._classes(directory / "train")

@@ -1,0 +1,65 @@
+"""The benchmarks' --quick modes run and print their markdown tables (ratios measured in the same run)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def run_benchmark(name: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def table_rows(output: str) -> list[list[str]]:
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in output.splitlines()
+        if line.startswith("|") and not line.startswith("|---")
+    ]
+
+
+def ratios(rows: list[list[str]]) -> list[float]:
+    return [float(cell[:-1]) for row in rows for cell in row if re.fullmatch(r"\d+\.\d+x", cell)]
+
+
+def test_data_benchmark_compares_trainlab_with_per_image_torchvision():
+    output = run_benchmark("data")
+    rows = table_rows(output)
+    names = [row[0] for row in rows]
+    assert "torchvision per-image, 0 workers" in names and "torchvision per-image, 2 workers" in names
+    assert "trainlab `data=cifar10` (batched, 0 workers)" in names
+    assert "`data=rmb data.pipeline=batched`" in names
+    assert all(r > 0 for r in ratios(rows)) and ratios(rows)[0] == 1.0
+    assert output.startswith("machine: ")
+
+
+def test_options_benchmark_lists_every_option_against_fp32():
+    rows = table_rows(run_benchmark("options"))
+    options = {row[1] for row in rows[1:]}
+    assert {"fp32", "channels_last", "bf16-mixed", "channels_last + bf16-mixed", "fused optimizer"} <= options
+    assert all(row[3] == "1.00x" for row in rows[1:] if row[1] == "fp32")
+
+
+def test_overhead_benchmark_times_both_loops_from_their_event_files():
+    rows = table_rows(run_benchmark("overhead"))
+    assert [row[0] for row in rows[1:]] == ["raw PyTorch loop (tutorial)", "`python -m trainlab` (defaults)"]
+    steps_per_s = [float(row[1]) for row in rows[1:]]
+    assert all(rate > 0 for rate in steps_per_s)
+    assert rows[1][3] == "1.000x"
+    # --quick is one round, so the median of per-round ratios is that round's ratio
+    assert ratios(rows)[1] == pytest.approx(steps_per_s[1] / steps_per_s[0], rel=0.02)
