@@ -63,3 +63,12 @@ def test_overhead_benchmark_times_both_loops_from_their_event_files():
     assert rows[1][3] == "1.000x"
     # --quick is one round, so the median of per-round ratios is that round's ratio
     assert ratios(rows)[1] == pytest.approx(steps_per_s[1] / steps_per_s[0], rel=0.02)
+
+
+def test_time_to_accuracy_runs_both_recipes_and_tabulates_their_epochs():
+    output = run_benchmark("time_to_accuracy")
+    rows = table_rows(output)
+    recipes = [row[0] for row in rows[1:]]
+    assert recipes == ["`experiment=cifar10_fast`", "`experiment=tutorial_cifar10`"]
+    assert all(row[1] == "1" and 0 <= float(row[3]) <= 1 and float(row[2]) > 0 for row in rows[1:])
+    assert "86% reached by cifar10_fast:" in output
