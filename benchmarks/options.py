@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from trainlab.models.resnet import cifar_resnet18
+from trainlab.models.fastnet import FastNet
 from trainlab.models.tudui import Tudui
 
 OPTIONS = {
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few steps, small batches")
     args = parser.parse_args(argv)
     batch, steps, warmup = (16, 3, 2) if args.quick else (128, 30, 5)
-    nets = {"Tudui (the tutorials' CNN)": Tudui, "resnet18 (CIFAR stem)": cifar_resnet18}
+    nets = {"Tudui (the tutorials' CNN)": Tudui, "fastnet (experiment=cifar10_fast)": FastNet}
     options = {k: v for k, v in OPTIONS.items() if not (args.quick and v.get("compile"))}
     machine = platform.processor() or platform.machine()
     print(f"machine: {machine}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
