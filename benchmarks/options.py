@@ -34,6 +34,11 @@ OPTIONS = {
 }
 
 
+def recipe_fastnet() -> nn.Module:
+    """The network of conf/experiment/cifar10_fast.yaml."""
+    return FastNet(widths=(48, 96, 192), stem_width=24, activation=nn.ReLU)
+
+
 def train_rate(
     make_net: Callable[[], nn.Module], batch: int, steps: int, warmup: int, **options: bool
 ) -> float:
@@ -64,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few steps, small batches")
     args = parser.parse_args(argv)
     batch, steps, warmup = (16, 3, 2) if args.quick else (128, 30, 5)
-    nets = {"Tudui (the tutorials' CNN)": Tudui, "fastnet (experiment=cifar10_fast)": FastNet}
+    nets = {"Tudui (the tutorials' CNN)": Tudui, "fastnet as in experiment=cifar10_fast": recipe_fastnet}
     options = {k: v for k, v in OPTIONS.items() if not (args.quick and v.get("compile"))}
     machine = platform.processor() or platform.machine()
     print(f"machine: {machine}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")

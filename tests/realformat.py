@@ -94,6 +94,17 @@ def write_image_folder(
     return directory
 
 
+def write_cifar10_folder(directory: Path, per_class: int, seed: int = 0) -> Path:
+    """directory/<class>/<n>.jpg: 32x32 JPEGs in the ten CIFAR-10 class folders (like ../shared's copy)."""
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(CIFAR_CLASSES):
+        (directory / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image = class_image(label, len(CIFAR_CLASSES), 32, 32, rng)
+            Image.fromarray(image).save(directory / name / f"{i:04d}.jpg", quality=75)
+    return directory
+
+
 def _pickle(path: Path, content: dict) -> None:
     with path.open("wb") as f:
         pickle.dump(content, f, protocol=2)

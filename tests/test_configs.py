@@ -121,6 +121,22 @@ def test_tutorial_cifar10_is_the_tutorial_recipe(tmp_path):
     assert cfg.scheduler.scheduler is None
 
 
+def test_cifar10_fast_is_the_fast_recipe(tmp_path):
+    cfg = compose_train(tmp_path, "experiment=cifar10_fast")
+    assert cfg.model._target_.endswith("FastNet") and cfg.data.batch_size == 512
+    optim = cfg.optim
+    assert (optim.lr, optim.momentum, optim.nesterov, optim.no_decay) == (0.4, 0.9, True, True)
+    assert cfg.loss.criterion.label_smoothing == 0.2
+    assert cfg.scheduler.scheduler._target_.endswith("OneCycleLR") and cfg.scheduler.interval == "step"
+    assert cfg.callbacks.ema._target_.endswith("EMAWeightAveraging")
+    assert (cfg.tta, cfg.perf.channels_last, cfg.trainer.precision) == ("flip", True, "bf16-mixed")
+    assert cfg.data.train_transforms[0].padding_mode == "reflect"
+    # the recipe keeps its transforms when the data option changes to the JPEG folder of the same images
+    jpeg = compose_train(tmp_path, "experiment=cifar10_fast", "data=cifar10_jpeg")
+    assert jpeg.data._target_.endswith("ImageFolderDataModule") and jpeg.data.batch_size == 512
+    assert jpeg.data.train_transforms == cfg.data.train_transforms
+
+
 @pytest.mark.parametrize("option", options("logger") + options("callbacks"))
 def test_loggers_and_callbacks_build(tmp_path, option):
     group = "logger" if option in options("logger") else "callbacks"

@@ -1,11 +1,15 @@
 import functools
 
 import lightning.pytorch as L
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from trainlab.errors import ConfigError
 from trainlab.losses import ClassifierLoss
+from trainlab.losses.sequence import CTCSequenceLoss
+from trainlab.metrics import StageMetrics
 from trainlab.module import ClassifierModule
 
 
@@ -119,3 +123,48 @@ def test_each_param_group_trains_at_its_own_learning_rate(tmp_path):
     assert torch.equal(after["net.0.weight"], before["net.0.weight"])
     assert not torch.equal(after["net.2.weight"], before["net.2.weight"])
     assert {"lr/frozen_by_lr", "lr/default"} <= set(trainer.callback_metrics)
+
+
+def test_flip_tta_averages_the_outputs_of_each_image_and_its_mirror():
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.Flatten(), nn.LazyLinear(3))
+    module = ClassifierModule(
+        net=net,
+        loss=ClassifierLoss(functools.partial(torch.nn.CrossEntropyLoss)),
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+        num_classes=3,
+        tta="flip",
+    )
+    images = torch.randn(4, 1, 8, 8)
+    expected = (net(images) + net(images.flip(-1))) / 2
+    torch.testing.assert_close(module.eval_outputs(images), expected)
+    assert not torch.allclose(expected, net(images))  # the mirror image scores differently
+    module.tta = None
+    torch.testing.assert_close(module.eval_outputs(images), net(images))
+
+
+def test_unknown_or_unfitting_tta_is_refused():
+    with pytest.raises(ConfigError, match=r"tta='rotate' is unknown"):
+        make_module_with(tta="rotate")
+    with pytest.raises(ConfigError, match="reverses a sequence's reading order"):
+        ctc = CTCSequenceLoss(functools.partial(nn.CTCLoss, blank=2), num_classes=2)
+        ClassifierModule(net=nn.Linear(2, 3), loss=ctc, optimizer=None, num_classes=2, tta="flip")
+
+
+def make_module_with(**kwargs) -> ClassifierModule:
+    return ClassifierModule(
+        net=nn.Linear(2, 3),
+        loss=ClassifierLoss(functools.partial(torch.nn.CrossEntropyLoss)),
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
+        num_classes=3,
+        **kwargs,
+    )
+
+
+def test_epoch_loss_and_accuracy_are_sample_weighted_and_keep_a_nan():
+    metrics = StageMetrics(num_classes=3)
+    metrics.update(torch.tensor(1.0), torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))
+    metrics.update(torch.tensor(4.0), torch.tensor([2]), torch.tensor([2]))
+    values = metrics.compute_and_reset()
+    assert values["loss"] == pytest.approx((1.0 * 3 + 4.0) / 4) and values["acc"] == pytest.approx(3 / 4)
+    metrics.update(torch.tensor(float("nan")), torch.tensor([0]), torch.tensor([0]))
+    assert torch.isnan(metrics.compute_and_reset()["loss"])  # a NaN epoch shows, it is not averaged away

@@ -56,14 +56,18 @@ def test_random_crop_with_padding_matches_torchvision_in_distribution():
     assert (ours_freq - ref_freq).abs().max() < 0.005
 
 
-def test_a_crop_is_torchvisions_crop_at_the_same_offset():
-    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+@pytest.mark.parametrize(
+    ("mode", "fill"), [("constant", 0), ("constant", 7), ("reflect", 0), ("symmetric", 0), ("edge", 0)]
+)
+def test_a_crop_is_torchvisions_crop_at_the_same_offset(mode, fill):
+    images = torch.randint(0, 256, (64, 3, 32, 30), dtype=torch.uint8)
     seeds = SEEDS[:64]
-    crops = BatchTransform.from_transforms([v2.RandomCrop(32, padding=4)], "t").steps[0](images, seeds)
-    padded = TF.pad(images, [4, 4, 4, 4])
-    top, left = uniform_int(seeds, 0, 9), uniform_int(seeds, 1, 9)
+    crop = v2.RandomCrop([28, 32], padding=4, fill=fill, padding_mode=mode)
+    crops = BatchTransform.from_transforms([crop], "t").steps[0](images, seeds)
+    padded = TF.pad(images, [4, 4, 4, 4], fill=fill, padding_mode=mode)
+    top, left = uniform_int(seeds, 0, 32 + 8 - 28 + 1), uniform_int(seeds, 1, 30 + 8 - 32 + 1)
     for i in range(64):
-        assert torch.equal(crops[i], TF.crop(padded[i], int(top[i]), int(left[i]), 32, 32))
+        assert torch.equal(crops[i], TF.crop(padded[i], int(top[i]), int(left[i]), 28, 32))
 
 
 def test_flip_and_grayscale_rates_and_results_match_torchvision():

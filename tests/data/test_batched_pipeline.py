@@ -9,7 +9,9 @@ import torch
 from torchvision.transforms import v2
 
 import trainlab.data.cache
-from realformat import write_image_folder
+from configs import compose_train
+from realformat import CIFAR_CLASSES, write_cifar10_folder, write_image_folder
+from trainlab.build import build
 from trainlab.data.digit_strings import DigitStringsDataModule
 from trainlab.data.digits import DigitsDataModule
 from trainlab.data.imagefolder import ImageFolderDataModule
@@ -103,3 +105,17 @@ def test_image_folder_batched_needs_the_same_leading_resize_for_train_and_eval(t
         folder(root, eval_transforms=[v2.Resize([16, 16]), ToTensor()])
     with pytest.raises(Exception, match="Start the transform lists with a Resize"):
         folder(root, train_transforms=[ToTensor()], eval_transforms=[ToTensor()])
+
+
+def test_cifar10_jpeg_holds_out_a_tenth_for_validation_and_decodes_once(tmp_path):
+    root = write_cifar10_folder(tmp_path / "cifar10-train", per_class=20)
+    cfg = compose_train(tmp_path, "data=cifar10_jpeg", f"data.root={root}")
+    dm = build("data", cfg.data)
+    dm.setup("fit")
+    assert dm.classes == list(CIFAR_CLASSES) and dm.has_test_split is False
+    assert len(dm.splits.train) == 180 and len(dm.splits.val) == 20
+    assert torch.bincount(dm.splits.val.labels).tolist() == [2] * 10  # stratified
+    assert dm.splits.train.images.shape == (180, 3, 32, 32) and dm.splits.train.images.dtype == torch.uint8
+    images, _, _ = next(iter(dm.train_dataloader()))
+    out, _ = dm.on_after_batch_transfer((images, torch.zeros(len(images)), torch.arange(len(images))), 0)
+    assert out.dtype == torch.float32 and out.shape == (len(images), 3, 32, 32)

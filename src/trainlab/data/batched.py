@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torchvision.transforms import v2
 
 from trainlab.data.transforms import ToTensor
@@ -44,30 +43,47 @@ def uniform_int(seeds: torch.Tensor, stream: int, high: int) -> torch.Tensor:
 
 
 class PadCrop:
-    """RandomCrop(size, padding): pad every side, then cut one window per sample at a random offset."""
+    """RandomCrop(size, padding): one window per sample at a random offset into the padded image.
+
+    One gather per batch on uint8: each output pixel's source index in the flattened image. Constant
+    padding pads the batch first (cheap on uint8); reflect, symmetric and edge map the padded positions
+    back into the image instead, so no padded copy is made. No float round trip.
+    """
 
     def __init__(self, size: tuple[int, int], padding: int, fill: float, mode: str, stream: int) -> None:
         self.size, self.padding, self.fill, self.mode, self.stream = size, padding, fill, mode, stream
 
     def __call__(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
-        p = self.padding
-        padded = images
-        if p:
-            padded = (
-                F.pad(images, (p, p, p, p), value=self.fill)
-                if self.mode == "constant"
-                else F.pad(images.float(), (p, p, p, p), mode=self.mode).to(images.dtype)
-            )
         height, width = self.size
-        free_y, free_x = padded.shape[-2] - height, padded.shape[-1] - width
+        p = self.padding
+        free_y, free_x = images.shape[-2] + 2 * p - height, images.shape[-1] + 2 * p - width
         if free_y < 0 or free_x < 0:
-            raise ValueError(f"crop {self.size} is larger than the padded image {tuple(padded.shape[-2:])}")
-        top = uniform_int(seeds, self.stream, free_y + 1).to(images.device)
-        left = uniform_int(seeds, self.stream + 1, free_x + 1).to(images.device)
-        rows = (top[:, None] + torch.arange(height, device=images.device))[:, :, None]  # (B, H, 1)
-        cols = (left[:, None] + torch.arange(width, device=images.device))[:, None, :]  # (B, 1, W)
-        batch = torch.arange(len(images), device=images.device)[:, None, None]
-        return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+            raise ValueError(f"crop {self.size} is larger than the padded image of {images.shape[-2:]}")
+        device = images.device
+        top = uniform_int(seeds, self.stream, free_y + 1).to(device)
+        left = uniform_int(seeds, self.stream + 1, free_x + 1).to(device)
+        rows = top[:, None] + torch.arange(height, device=device)  # (B, H) rows of the padded image
+        cols = left[:, None] + torch.arange(width, device=device)  # (B, W)
+        if self.mode == "constant":
+            source = torch.nn.functional.pad(images, (p, p, p, p), value=self.fill) if p else images
+        else:  # map padded positions back into the image: no padded copy needed
+            source = images
+            rows, cols = self._source(rows - p, images.shape[-2]), self._source(cols - p, images.shape[-1])
+        # one gather over the flattened pixels of each channel: contiguous, and torch.gather is fast
+        flat = (rows[:, :, None] * source.shape[-1] + cols[:, None, :]).flatten(1)  # (B, H * W)
+        channels = source.shape[1]
+        index = flat[:, None, :].expand(-1, channels, -1)
+        crops = source.flatten(2).gather(2, index)
+        return crops.view(len(images), channels, height, width)
+
+    def _source(self, index: torch.Tensor, length: int) -> torch.Tensor:
+        if self.mode == "reflect":  # -1 -> 1, length -> length - 2 (the edge pixel is not repeated)
+            index = index.abs()
+            return torch.where(index >= length, 2 * (length - 1) - index, index)
+        if self.mode == "symmetric":  # -1 -> 0, length -> length - 1 (the edge pixel is repeated)
+            index = torch.where(index < 0, -index - 1, index)
+            return torch.where(index >= length, 2 * length - 1 - index, index)
+        return index.clamp(0, length - 1)  # edge
 
 
 class Flip:
@@ -105,12 +121,23 @@ class ToFloat:
 
 
 class Normalize:
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.mean, self.std = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+    """Normalize(mean, std) on a float batch; `from_uint8` folds a preceding ToTensor's 1/255 into it,
+    so a uint8 batch becomes a normalized float batch in one conversion and two in-place passes."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], from_uint8: bool = False) -> None:
+        scale = 255.0 if from_uint8 else 1.0
+        self.shift = torch.tensor(mean).view(1, -1, 1, 1) * scale
+        self.factor = 1.0 / (torch.tensor(std).view(1, -1, 1, 1) * scale)
+        self.from_uint8 = from_uint8
 
     def __call__(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
-        mean, std = self.mean.to(images.device), self.std.to(images.device)
-        return (images - mean) / std
+        shift, factor = self.shift.to(images.device), self.factor.to(images.device)
+        if self.from_uint8 and not images.is_floating_point():
+            return images.float().sub_(shift).mul_(factor)
+        if self.from_uint8:  # already float (an earlier op converted): apply ToTensor's scale first
+            images = images / 255.0
+            shift, factor = shift / 255.0, factor * 255.0
+        return (images - shift) * factor
 
 
 class BatchTransform:
@@ -127,7 +154,14 @@ class BatchTransform:
     @classmethod
     def from_transforms(cls, transforms: Sequence[Any], key: str) -> BatchTransform:
         """The batch equivalent of a config's torchvision list (`key` names it in errors)."""
-        return cls([_batch_op(t, stream=10 * i, key=key) for i, t in enumerate(transforms)])
+        steps: list[Any] = []
+        for i, transform in enumerate(transforms):
+            step = _batch_op(transform, stream=10 * i, key=key)
+            if isinstance(step, Normalize) and steps and isinstance(steps[-1], ToFloat):
+                steps[-1] = Normalize(transform.mean, transform.std, from_uint8=True)
+            else:
+                steps.append(step)
+        return cls(steps)
 
 
 DETERMINISTIC = (v2.Resize, v2.CenterCrop, v2.Grayscale)  # the same for every sample: done once at decode
@@ -184,6 +218,6 @@ def _pad_crop(transform: v2.RandomCrop, stream: int, key: str) -> PadCrop:
     if isinstance(fill_value, Sequence | torch.Tensor):
         raise ConfigError(f"{key}: RandomCrop with a per-channel fill; use data.pipeline=torchvision.")
     mode = transform.padding_mode
-    if mode not in ("constant", "reflect", "replicate"):
+    if mode not in ("constant", "reflect", "symmetric", "edge"):
         raise ConfigError(f"{key}: RandomCrop padding_mode={mode!r}; use data.pipeline=torchvision.")
     return PadCrop(tuple(transform.size), int(padding[0]), float(fill_value or 0), mode, stream)

@@ -10,22 +10,25 @@ buy more epochs in the same time, which matters more for time-to-accuracy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 
-def conv_bn(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
-    """3x3 conv (no bias: BatchNorm supplies it), optionally a 2x2 max-pool, BatchNorm, GELU.
+def conv_bn(c_in: int, c_out: int, pool: bool, activation: Activation) -> list[nn.Module]:
+    """3x3 conv (no bias: BatchNorm supplies it), optionally a 2x2 max-pool, BatchNorm, activation.
 
     Pooling before the norm and activation runs them on a quarter of the positions.
     """
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)]
     if pool:
         layers.append(nn.MaxPool2d(2))
-    layers += [nn.BatchNorm2d(c_out), nn.GELU()]
+    layers += [nn.BatchNorm2d(c_out), activation()]
     return layers
+
+
+Activation = Callable[[], nn.Module]
 
 
 class FastNet(nn.Module):
@@ -38,12 +41,13 @@ class FastNet(nn.Module):
         widths: Sequence[int] = (64, 128, 256),
         stem_width: int = 32,
         logit_scale: float = 0.125,
+        activation: Activation = nn.GELU,
     ) -> None:
         super().__init__()
-        layers = conv_bn(in_channels, stem_width, pool=False)
+        layers = conv_bn(in_channels, stem_width, pool=False, activation=activation)
         c_in = stem_width
         for width in widths:
-            layers += conv_bn(c_in, width, pool=True) + conv_bn(width, width, pool=False)
+            layers += conv_bn(c_in, width, True, activation) + conv_bn(width, width, False, activation)
             c_in = width
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c_in, num_classes, bias=False)
