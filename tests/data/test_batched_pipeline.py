@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import lightning.pytorch as L
 import pytest
 import torch
 from torchvision.transforms import v2
@@ -119,3 +120,13 @@ def test_cifar10_jpeg_holds_out_a_tenth_for_validation_and_decodes_once(tmp_path
     images, _, _ = next(iter(dm.train_dataloader()))
     out, _ = dm.on_after_batch_transfer((images, torch.zeros(len(images)), torch.arange(len(images))), 0)
     assert out.dtype == torch.float32 and out.shape == (len(images), 3, 32, 32)
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("64-true", torch.float64), ("bf16-mixed", torch.float32)])
+def test_batched_images_take_the_trainers_precision(precision, dtype):
+    """Lightning casts float inputs to a `-true` precision before this hook; these were uint8 then."""
+    dm = digits("batched")
+    dm.trainer = L.Trainer(precision=precision, accelerator="cpu", logger=False)
+    batch = next(iter(dm.val_dataloader()))
+    images, _ = dm.on_after_batch_transfer(batch, 0)
+    assert images.dtype == dtype

@@ -100,7 +100,10 @@ class ClassificationDataModule(L.LightningDataModule):
             return batch
         images, labels, seeds = batch
         stage = "train" if self.trainer is not None and self.trainer.training else "eval"
-        return self.batch_transforms[stage](images, seeds), labels
+        images = self.batch_transforms[stage](images, seeds)
+        if self.trainer is not None:  # the images became floats after Lightning's own cast (64-true, ...)
+            images = self.trainer.precision_plugin.convert_input(images)
+        return images, labels
 
     def model_ready(self, loader: DataLoader) -> Any:
         """An eval loader whose batches are already transformed, for loops that bypass this datamodule's
