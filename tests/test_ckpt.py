@@ -23,7 +23,7 @@ def adam_checkpoint(tmp_path_factory):
 
 def test_show_lists_groups_and_per_parameter_state(adam_checkpoint):
     text = describe(load_checkpoint(adam_checkpoint), adam_checkpoint)
-    assert "epoch 1  global_step 8" in text  # saved after the epoch ended
+    assert "after epoch 1, step 8" in text  # saved after the (first and only) epoch ended
     assert "group 'first': 2 params, lr=0.01" in text and "group 'default': 2 params" in text
     assert "exp_avg (16, 2)" in text and "exp_avg_sq (16, 2)" in text and "step = 8" in text
 

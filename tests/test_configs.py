@@ -4,11 +4,11 @@ import functools
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from configs import compose_train, options
 from trainlab.build import build, shipped_options_for
-from trainlab.optim.schedulers import build_scheduler
+from trainlab.optim.schedulers import RunLength, build_scheduler, resolve_lengths
 from trainlab.train import build_optimizer_parts
 
 GROUPS = (
@@ -71,10 +71,12 @@ def test_every_optimizer_is_a_partial_completed_with_parameters(tmp_path, option
 @pytest.mark.parametrize("option", options("scheduler"))
 def test_every_scheduler_builds_into_a_lightning_config_and_moves_the_lr(tmp_path, option):
     cfg = compose_train(tmp_path, f"scheduler={option}")
+    with open_dict(cfg):
+        resolve_lengths(cfg.scheduler, RunLength(epochs=10, steps_per_epoch=10))
     spec = build("scheduler", cfg.scheduler)
     assert spec["interval"] in ("epoch", "step")
     optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=cfg.optim.lr, momentum=0.9)
-    config = build_scheduler(spec, optimizer, total_steps=100)
+    config = build_scheduler(spec, optimizer)
     if option == "none":
         assert config is None
         return

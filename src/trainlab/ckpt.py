@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from trainlab.compat import checkpoint_position
 from trainlab.errors import TrainlabError, exit_code
 
 CONFIG_KEYS = ("data", "model", "loss", "optim", "scheduler")
@@ -41,7 +42,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def describe(checkpoint: Mapping[str, Any], path: Path) -> str:
     lines = [
         f"checkpoint {path}",
-        f"  epoch {checkpoint.get('epoch')}  global_step {checkpoint.get('global_step')}",
+        f"  {checkpoint_position(checkpoint)} (epochs counted from 1)",
     ]
     lines += _scores(checkpoint.get("callbacks", {}))
     config = checkpoint.get("trainlab_config") or {}

@@ -35,23 +35,26 @@ def main(cfg: DictConfig) -> float | None:
     run browser and sweep summaries.
     """
     from trainlab.callbacks.interrupt import TrainingInterrupted
+    from trainlab.tracking.resume import checkpoint_to_resume, nothing_left_to_train
     from trainlab.tracking.status import mark_finished, mark_running
     from trainlab.train import train  # heavy imports after Hydra has parsed the command line
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        resume = checkpoint_to_resume(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
+        finished = resume and nothing_left_to_train(*resume, cfg.trainer)
+    except TrainlabError as err:
+        mark_running(run_dir)
+        return _failed(run_dir, err)
+    if finished:
+        # a requeued job of a run that completed: its files and status stay as they are
+        print(f"trainlab: {finished}")
+        return None
     mark_running(run_dir)
     try:
-        metrics = train(cfg)
+        metrics = train(cfg, resume=resume)
     except TrainlabError as err:
-        message = user_message(err)
-        mark_finished(run_dir, "failed", message)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            # recorded, not raised: the other jobs run, and the sweep summary names this one and
-            # ends the sweep with a non-zero exit (trainlab.tracking.sweep)
-            log.error("job failed: %s", message)
-            return None
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(1)
+        return _failed(run_dir, err)
     except (KeyboardInterrupt, SystemExit) as err:
         # trainlab stops on SIGTERM/SIGINT with a checkpoint (TrainingInterrupted); outside training,
         # Lightning turns SIGTERM into SIGTERMException, a SystemExit without a code, which would exit 0:
@@ -65,3 +68,17 @@ def main(cfg: DictConfig) -> float | None:
         raise
     mark_finished(run_dir, "completed")
     return metrics.get("val/acc_best")
+
+
+def _failed(run_dir: Path, err: TrainlabError) -> None:
+    """A user error: recorded in status.json; one paragraph on stderr and exit 1 (in a sweep: the job
+    is recorded as failed and the others run, see trainlab.tracking.sweep)."""
+    from trainlab.tracking.status import mark_finished
+
+    message = user_message(err)
+    mark_finished(run_dir, "failed", message)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        log.error("job failed: %s", message)
+        return None
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)

@@ -17,7 +17,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as L
@@ -142,13 +142,18 @@ class SameConfigOnRanks(Callback):
     makes it an error that names the differing keys, raised on every rank.
     """
 
-    def __init__(self, config: Mapping[str, Any], hparams: Mapping[str, Any]) -> None:
-        self.config = dict(config)
-        self.hparams = dict(hparams)
+    def __init__(self, describe: Callable[[], tuple[Mapping[str, Any], Mapping[str, Any]]]) -> None:
+        """`describe()` gives (resolved config, hparams) as the run will train, read when fitting starts
+        (after trainlab has filled in what it derives, such as the schedule's lengths)."""
+        self.describe = describe
+        self.config: dict[str, Any] = {}
+        self.hparams: dict[str, Any] = {}
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
+        config, hparams = self.describe()
+        self.config, self.hparams = dict(config), dict(hparams)
         rank, world = trainer.global_rank, trainer.world_size
         digest = config_digest(self.config)
         hparams = json.dumps(self.hparams, sort_keys=True)

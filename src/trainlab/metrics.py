@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchmetrics import MeanMetric, SumMetric
+from torchmetrics import MeanMetric, Metric, SumMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 PAD = -1  # label positions after a sequence's end
@@ -114,3 +114,24 @@ def edit_distance(a: list[int], b: list[int]) -> int:
             current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
         previous = current
     return previous[-1]
+
+
+def running_state(metrics: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    """The epoch's running sums so far, per torchmetrics metric inside a stage's metrics.
+
+    A checkpoint taken mid-epoch carries them, so the resumed epoch's means count every batch of the
+    epoch, not only those after the resume. All of them are sum-reduced states.
+    """
+    return {
+        name: {key: value.detach().clone() for key, value in metric.metric_state.items()}
+        for name, metric in metrics.named_children()
+        if isinstance(metric, Metric) and metric.update_called
+    }
+
+
+def load_running_state(metrics: nn.Module, state: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Add sums saved by `running_state` to the (freshly reset) metrics."""
+    for name, values in state.items():
+        metric = getattr(metrics, name, None)
+        if isinstance(metric, Metric):
+            metric.merge_state({key: value.to(metric.device) for key, value in values.items()})

@@ -15,11 +15,12 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
+from trainlab.compat import epochs_trained, load_pending_loader_state, logging_this_step, on_last_batch_of_epoch
 from trainlab.distributed import loss_scale_for_global_mean
 from trainlab.errors import ConfigError, TrainlabError
-from trainlab.metrics import StageMetrics, stage_metrics
+from trainlab.metrics import StageMetrics, load_running_state, running_state, stage_metrics
 from trainlab.optim.param_groups import build_param_groups
-from trainlab.optim.schedulers import build_scheduler
+from trainlab.optim.schedulers import build_scheduler, place_schedule
 from trainlab.tracking.history import MetricHistory
 from trainlab.tracking.rng import capture_rng_state, restore_rng_state
 from trainlab.tracking.run_files import epoch_summary
@@ -36,20 +37,6 @@ class NonFiniteLossError(TrainlabError):
 
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
-
-
-def load_pending_loader_state(trainer: L.Trainer) -> None:
-    """Hand a resumed run's train-loader position (saved in the checkpoint) to the loader.
-
-    Lightning applies it only when it builds the train loader after restoring the checkpoint, but
-    `trainer.estimated_stepping_batches` (one-cycle's total_steps) builds it earlier, during
-    configure_optimizers; the loader starts lazily, so handing the state over here is still in time.
-    """
-    fit_loop = trainer.fit_loop
-    if getattr(fit_loop, "_combined_loader_states_to_load", None) and hasattr(
-        fit_loop, "_load_combined_loader_states"
-    ):
-        fit_loop._load_combined_loader_states()
 
 
 class ClassifierModule(L.LightningModule):
@@ -111,6 +98,8 @@ class ClassifierModule(L.LightningModule):
         self.test_metrics = stage_metrics(task, num_classes, confusion=True)
         self.val_acc_best = MaxMetric()
         self.history = MetricHistory()
+        self._epoch_lrs: tuple[int, dict[str, float], dict[str, float]] | None = None
+        self._schedule_change: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.ndim == 4:
@@ -191,11 +180,19 @@ class ClassifierModule(L.LightningModule):
         self.shared_step(batch, "test")
 
     def on_train_start(self) -> None:
-        # the sanity-check validation before training must not count as the best epoch
-        self.val_acc_best.reset()
+        # (the sanity-check validation never counts for val/acc_best; a resumed run's best is restored)
         load_pending_loader_state(self.trainer)
+        if self._schedule_change is not None:
+            self._place_changed_schedule(*self._schedule_change)
+            self._schedule_change = None
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # the lr each epoch trains with, for its line in the log (schedulers step before epoch-end hooks)
+        if self._epoch_lrs is None or self._epoch_lrs[0] != self.current_epoch:
+            first = self.learning_rates()
+            self._epoch_lrs = (self.current_epoch, first, first)
+        elif self._trainer is not None and on_last_batch_of_epoch(self.trainer):
+            self._epoch_lrs = (self.current_epoch, self._epoch_lrs[1], self.learning_rates())
         if self._logging_this_step():
             for name, lr in self.learning_rates().items():
                 self.log(f"lr/{name}", lr, on_step=True, on_epoch=False)
@@ -208,7 +205,7 @@ class ClassifierModule(L.LightningModule):
         """
         if self._trainer is None:
             return True
-        return self.trainer._logger_connector.should_update_logs
+        return logging_this_step(self.trainer)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
@@ -216,9 +213,17 @@ class ClassifierModule(L.LightningModule):
             self.log("train/skipped_batches", float(self.skipped_batches))
         # runs after validation, so one line per epoch can show both, like the tutorials' prints
         if self.trainer.is_global_zero:
-            rates = {f"lr/{name}": lr for name, lr in self.learning_rates().items()}
-            metrics = {**self.trainer.callback_metrics, **rates}
-            log.info(epoch_summary(self.current_epoch, self.trainer.max_epochs, metrics))
+            log.info(epoch_summary(self.current_epoch, self.trainer.max_epochs, self._epoch_metrics()))
+
+    def _epoch_metrics(self) -> dict[str, Any]:
+        """The epoch's logged values and the lr it trained with ('first -> last' where it changed)."""
+        rates: dict[str, Any] = {}
+        if self._epoch_lrs is not None and self._epoch_lrs[0] == self.current_epoch:
+            _, first, last = self._epoch_lrs
+            for name, lr in first.items():
+                end = last.get(name, lr)
+                rates[f"lr/{name}"] = lr if end == lr else f"{lr:.4g} -> {end:.4g}"
+        return {**self.trainer.callback_metrics, **rates}
 
     def on_validation_epoch_end(self) -> None:
         acc = self._log_epoch("val")
@@ -262,8 +267,7 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = self.build_optimizer()
-        total_steps = self.trainer.estimated_stepping_batches if self._trainer is not None else None
-        scheduler = build_scheduler(self.scheduler_spec, optimizer, total_steps)
+        scheduler = build_scheduler(self.scheduler_spec, optimizer)
         return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -272,6 +276,20 @@ class ClassifierModule(L.LightningModule):
         checkpoint["trainlab_rng"] = capture_rng_state()
         checkpoint["trainlab_history"] = self.history.state_dict()
         checkpoint["trainlab_skipped_batches"] = self.skipped_batches
+        if self.val_acc_best.update_called:
+            checkpoint["trainlab_val_acc_best"] = float(self.val_acc_best.compute())
+        checkpoint["trainlab_train_sums"] = self._train_sums_of_all_ranks()
+
+    def _train_sums_of_all_ranks(self) -> dict[str, dict[str, torch.Tensor]]:
+        """This epoch's training sums so far (empty at an epoch's end); summed over ranks, since only
+        rank 0 writes the checkpoint (every rank runs this hook)."""
+        sums = running_state(self.train_metrics)
+        if self._trainer is not None and self.trainer.world_size > 1:
+            sums = {
+                name: {k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in state.items()}
+                for name, state in sums.items()
+            }
+        return sums
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "trainlab_rng" in checkpoint:
@@ -279,3 +297,77 @@ class ClassifierModule(L.LightningModule):
         if "trainlab_history" in checkpoint:
             self.history.load_state_dict(checkpoint["trainlab_history"])
         self.skipped_batches = int(checkpoint.get("trainlab_skipped_batches", 0))
+        saved_config = checkpoint.get("trainlab_config") or {}
+        self.val_acc_best.reset()
+        # a checkpoint of another run dir starts a new run: its best epoch and files are not this run's
+        if checkpoint.get("trainlab_val_acc_best") is not None and _same_run_dir(saved_config, self.config):
+            self.val_acc_best.update(torch.tensor(float(checkpoint["trainlab_val_acc_best"])))
+        if self.global_rank == 0:  # the sums of all ranks, counted once
+            load_running_state(self.train_metrics, checkpoint.get("trainlab_train_sums") or {})
+        saved_schedule, schedule = saved_config.get("scheduler"), self.config.get("scheduler")
+        if saved_schedule is not None and schedule is not None and saved_schedule != schedule:
+            if (schedule.get("scheduler") or {}).get("_target_", "").endswith("ReduceLROnPlateau"):
+                log.warning(
+                    "the scheduler config differs from the checkpoint's; ReduceLROnPlateau continues from "
+                    "the checkpoint's state (it has no length to rebuild)."
+                )
+                return
+            # the old schedule's state must not be loaded into the new one: on_train_start places the new
+            # schedule where a run that followed it from the start would be
+            self._schedule_change = (saved_schedule, list(checkpoint.get("lr_schedulers") or []))
+            checkpoint["lr_schedulers"] = []
+
+    def _place_changed_schedule(self, saved: dict[str, Any], saved_states: list[dict[str, Any]]) -> None:
+        """Resuming with a different schedule (a longer run, other lengths or scheduler): rebuild it for
+        this run and step it to the checkpoint's position, logging the old and new values and the lr."""
+        trainer = self.trainer
+        new = self.config["scheduler"]
+        if len(trainer.optimizers) != 1:
+            raise TrainlabError("a changed schedule can only be rebuilt for a single optimizer")
+        optimizer = trainer.optimizers[0]
+        same_unit = (saved.get("interval"), saved.get("frequency")) == (new.get("interval"), new.get("frequency"))
+        if same_unit and saved_states and "last_epoch" in saved_states[0]:
+            steps = int(saved_states[0]["last_epoch"])
+        else:
+            done = trainer.global_step if new.get("interval") == "step" else epochs_trained(trainer)
+            steps = done // max(int(new.get("frequency") or 1), 1)
+        before = self.learning_rates()
+        placed = place_schedule(self.scheduler_spec, optimizer, steps)
+        configs = trainer.lr_scheduler_configs
+        if placed is not None and configs:
+            configs[0].scheduler = placed["scheduler"]
+        elif placed is not None or configs:
+            raise TrainlabError(
+                "the checkpoint's run and this one differ in whether they have a scheduler; resume with "
+                "the checkpoint's scheduler or start a new run."
+            )
+        log.info(
+            "resumed with a different schedule (%s): rebuilt for this run and placed at its step %d; lr %s "
+            "before, %s now",
+            _differences(saved, new),
+            steps,
+            _rates(before),
+            _rates(self.learning_rates()),
+        )
+
+
+def _same_run_dir(saved: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    saved_dir = (saved.get("paths") or {}).get("output_dir")
+    return saved_dir is not None and saved_dir == (current.get("paths") or {}).get("output_dir")
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "scheduler.") -> str:
+    """'key: old -> new' for each plain value that differs between two config sections."""
+    parts = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            inner = _differences(a, b, f"{prefix}{key}.")
+            parts += [inner] if inner else []
+        elif a != b:
+            parts.append(f"{prefix}{key}: {a} -> {b}")
+    return ", ".join(parts)
+
+
+def _rates(rates: Mapping[str, float]) -> str:
+    return " ".join(f"{name}={lr:.4g}" for name, lr in rates.items())

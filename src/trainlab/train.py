@@ -16,16 +16,17 @@ from lightning.pytorch.callbacks import BaseFinetuning, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import trainlab
-from trainlab.build import build, chosen_option, config_error, shipped_options_for
+from trainlab.build import build, chosen_option, config_error, shipped_options_for, where_defined
 from trainlab.callbacks.interrupt import CheckpointOnSignal
 from trainlab.callbacks.progress import ThrottledProgressBar
+from trainlab.compat import checkpoint_position
 from trainlab.data.base import ClassificationDataModule
 from trainlab.distributed import SameConfigOnRanks, distributed_job, use_hydra_job_launcher
 from trainlab.errors import ConfigError, DataError
 from trainlab.losses import LossAdapter
 from trainlab.module import ClassifierModule
 from trainlab.optim.checks import check_gradient_kinds
-from trainlab.optim.schedulers import build_scheduler
+from trainlab.optim.schedulers import RunLength, build_scheduler, resolve_lengths
 from trainlab.schema import validate
 from trainlab.tracking.atomic import atomic_write_text, remove_partial_writes
 from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
@@ -179,16 +180,18 @@ def check_optimizer_and_scheduler(module: ClassifierModule) -> None:
     except (TypeError, ValueError) as err:
         raise config_error("optim", err) from err
     check_gradient_kinds(optimizer, module)
-    try:  # the real run length is known only inside fit; any positive count builds the same way
-        build_scheduler(module.scheduler_spec, optimizer, total_steps=1000)
+    try:
+        build_scheduler(module.scheduler_spec, optimizer)
     except (TypeError, ValueError, KeyError) as err:
         raise config_error("scheduler", err) from err
 
 
 def build_trainer(cfg: DictConfig, datamodule: ClassificationDataModule) -> L.Trainer:
     callbacks = [build("callbacks", node) for node in (cfg.get("callbacks") or {}).values()]
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    callbacks.append(SameConfigOnRanks(resolved, run_hparams(resolved, chosen_options())))
+    # Lightning runs checkpoint callbacks in list order: the best-checkpoint ones first, so that the
+    # rolling last.ckpt (unmonitored) holds their state after this epoch, not the one before
+    callbacks.sort(key=lambda c: isinstance(c, ModelCheckpoint) and c.monitor is None)
+    callbacks.append(SameConfigOnRanks(lambda: resolved_config_and_hparams(cfg)))
     callbacks.append(CheckpointOnSignal(last_checkpoint_file(callbacks, Path(cfg.paths.output_dir))))
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(ThrottledProgressBar())
@@ -208,6 +211,36 @@ def build_trainer(cfg: DictConfig, datamodule: ClassificationDataModule) -> L.Tr
             per_device,
         )
     return trainer
+
+
+def resolved_config_and_hparams(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return resolved, run_hparams(resolved, chosen_options())
+
+
+def run_length(trainer: L.Trainer, datamodule: ClassificationDataModule) -> RunLength:
+    """The run's length as Lightning will train it (its `estimated_stepping_batches`), known before fit."""
+    batches = datamodule.train_batches_per_epoch(trainer.world_size)
+    limit = trainer.limit_train_batches
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        batches = min(batches, limit)
+    elif limit is not None:
+        batches = int(batches * float(limit))
+    epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else None
+    steps_per_epoch = -(-batches // max(int(trainer.accumulate_grad_batches), 1))
+    return RunLength(epochs=epochs, steps_per_epoch=steps_per_epoch, max_steps=trainer.max_steps)
+
+
+def derive_schedule(cfg: DictConfig, run: RunLength) -> None:
+    """Fill the scheduler's run-length arguments left null from the run's length, into cfg itself, so
+    config.yaml, HPARAMS, the checkpoints and the console all state the values that run."""
+    with open_dict(cfg):
+        try:
+            derived = resolve_lengths(cfg.scheduler, run)
+        except ConfigError as err:
+            raise ConfigError(f"{err} ({where_defined('scheduler')})") from None
+    if derived:
+        log.info("schedule: %s; the run: %s", ", ".join(derived), run.describe())
 
 
 def last_checkpoint_file(callbacks: list[Any], output_dir: Path) -> Path:
@@ -237,19 +270,23 @@ def record_run(cfg: DictConfig, trainer: L.Trainer, output_dir: Path) -> None:
     log_run_overview(trainer, hparams, config_yaml, origin)
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one experiment and return the metrics written to <output_dir>/metrics.json."""
+def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run one experiment and return the metrics written to <output_dir>/metrics.json.
+
+    `resume`: the (file, contents) that cfg.ckpt_path names, when the caller has read it already.
+    """
     started = time.perf_counter()
     validate(cfg)
     route_lightning_logs_to_hydra()
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = prepare_data(cfg)
-    module = build_module(cfg, datamodule)
     trainer = build_trainer(cfg, datamodule)
+    derive_schedule(cfg, run_length(trainer, datamodule))
+    module = build_module(cfg, datamodule)
     record_run(cfg, trainer, output_dir)
 
-    ckpt_path = checked_resume_checkpoint(cfg, module, trainer)
+    ckpt_path = checked_resume_checkpoint(cfg, module, trainer, resume)
     if trainer.is_global_zero:
         remove_partial_writes(output_dir / "checkpoints")
     with distributed_job(trainer), named_worker_deaths():
@@ -301,12 +338,17 @@ def stop_if_signalled(trainer: L.Trainer) -> None:
     """A signal during the last epoch's validation lets fit end; the run still stops, before testing."""
     for callback in trainer.callbacks:
         if isinstance(callback, CheckpointOnSignal) and callback.received:
-            raise callback.interrupted(trainer, callback.received, saved=False)
+            raise callback.interrupted(trainer, callback.received, saved=callback.saved)
 
 
-def checked_resume_checkpoint(cfg: DictConfig, module: ClassifierModule, trainer: L.Trainer) -> str | None:
+def checked_resume_checkpoint(
+    cfg: DictConfig,
+    module: ClassifierModule,
+    trainer: L.Trainer,
+    found: tuple[Path, dict[str, Any]] | None = None,
+) -> str | None:
     """The checkpoint file to resume from, read and matched to this run before training starts."""
-    found = checkpoint_to_resume(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
+    found = found or checkpoint_to_resume(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
     if found is None:
         return None
     path, checkpoint = found
@@ -318,6 +360,17 @@ def checked_resume_checkpoint(cfg: DictConfig, module: ClassifierModule, trainer
         OmegaConf.to_container(cfg, resolve=True),
         groups_may_grow=any(isinstance(c, BaseFinetuning) for c in trainer.callbacks),
     )
+    output_dir = Path(cfg.paths.output_dir)
+    if path.resolve().parent.parent == output_dir.resolve():
+        log.info("resuming from %s (%s)", path, checkpoint_position(checkpoint))
+    else:
+        log.info(
+            "starting a new run in %s from %s (%s): it keeps its own best checkpoints and val/acc_best; "
+            "no file of the other run dir is used after this",
+            output_dir,
+            path,
+            checkpoint_position(checkpoint),
+        )
     return str(path)
 
 
@@ -325,6 +378,8 @@ def saved_checkpoints(trainer: L.Trainer) -> tuple[str | None, str | None]:
     """(best by the monitored metric, last) checkpoint files of this run, None where not written."""
     best = last = None
     for callback in trainer.checkpoint_callbacks:
+        if not isinstance(callback, ModelCheckpoint):
+            continue
         path = callback.best_model_path or None
         if callback.monitor is None:
             last = last or path

@@ -6,6 +6,8 @@ checkpoint. Here a signal only sets a flag: the step in flight finishes (and a v
 the epoch's own checkpoint is written), then `last.ckpt` is saved as a mid-epoch checkpoint and the run
 exits with 128 + the signal's number before the next step. `ckpt_path=last` continues from that next
 step, bit for bit.
+A signal during an epoch's last batch or its validation is saved once the epoch has ended (validated,
+its own checkpoints written), so the resume starts the next epoch and loses none of that epoch's values.
 A second Ctrl+C stops at once, as users expect from a stuck process.
 """
 
@@ -20,7 +22,9 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Checkpoint
+
+from trainlab.compat import on_last_batch_of_epoch
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +43,12 @@ class TrainingInterrupted(SystemExit):
         return self.message
 
 
-class CheckpointOnSignal(Callback):
-    """Installed while fitting; `checkpoint` is the file a resume with `ckpt_path=last` reads."""
+class CheckpointOnSignal(Checkpoint):
+    """Installed while fitting; `checkpoint` is the file a resume with `ckpt_path=last` reads.
+
+    A Lightning `Checkpoint`, so Lightning runs its epoch-end hook after the ModelCheckpoints' (which
+    come first in the callback list): an epoch-end save here holds their updated best-k bookkeeping.
+    """
 
     def __init__(self, checkpoint: str | Path) -> None:
         self.checkpoint = Path(checkpoint)
@@ -79,8 +87,15 @@ class CheckpointOnSignal(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         signum = self._signal_on_any_rank(trainer)
-        if signum:
+        if signum and not on_last_batch_of_epoch(trainer):
             trainer.save_checkpoint(self.checkpoint)  # exactly where ModelCheckpoint saves a step's state
+            self._saved_after = signum
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A signal in the last batch or the validation: save the ended epoch, validated."""
+        signum = self._signal_on_any_rank(trainer)
+        if signum and not self._saved_after:
+            trainer.save_checkpoint(self.checkpoint)
             self._saved_after = signum
 
     # The run stops when the next step would begin: by then Lightning has written this step's logs, and
@@ -91,8 +106,13 @@ class CheckpointOnSignal(Callback):
         if self._saved_after:
             raise self.interrupted(trainer, self._saved_after, saved=True)
 
+    @property
+    def saved(self) -> bool:
+        """Whether this callback saved the checkpoint for the signal it received."""
+        return bool(self._saved_after)
+
     def interrupted(self, trainer: L.Trainer, signum: int, saved: bool) -> TrainingInterrupted:
-        where = f"epoch {trainer.current_epoch}, step {trainer.global_step}"
+        where = f"epoch {trainer.current_epoch + 1}, step {trainer.global_step}"
         saved_text = f"saved {self.checkpoint}" if saved else f"the last checkpoint is {self.checkpoint}"
         return TrainingInterrupted(
             signum,

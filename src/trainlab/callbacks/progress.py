@@ -9,7 +9,9 @@ threads, which then wait for each other. This bar draws in the training thread, 
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import lightning.pytorch as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
 
@@ -27,3 +29,9 @@ class ThrottledProgressBar(TQDMProgressBar):
             self._last_draw = now
             return True
         return False
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        # epochs counted from 1 of max_epochs, as in train.log and the checkpoint file names
+        total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
+        self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}/{total}")

@@ -144,6 +144,14 @@ class ClassificationDataModule(L.LightningDataModule):
             )
         return self.batch_size // world_size
 
+    def train_batches_per_epoch(self, world_size: int = 1) -> int:
+        """Training batches each of `world_size` devices runs per epoch (what train_dataloader yields)."""
+        batch_size = self.per_device_batch_size(world_size)
+        sampler = EpochShuffleSampler(
+            len(self._require_setup().train), self.seed, num_replicas=world_size, batch_size=batch_size
+        )
+        return -(-len(sampler) // batch_size)
+
     def train_dataloader(self) -> DataLoader:
         """Order and augmentations fixed by (seed, epoch, position): reproducible with any number of
         workers and devices, and resumable mid-epoch (see trainlab.data.sampling)."""

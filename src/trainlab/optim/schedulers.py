@@ -2,15 +2,21 @@
 
 A conf/scheduler/*.yaml holds a partial torch scheduler under `scheduler` and Lightning's keys
 (`interval`, `frequency`, `monitor`) beside it, plus trainlab's `warmup`: that many intervals of linear
-warm-up put in front of any scheduler with torch's SequentialLR. A `total_steps: null` (OneCycleLR) is
-filled with the run's optimizer steps, known only once the trainer is set up.
+warm-up put in front of any scheduler with torch's SequentialLR.
+
+Run-length arguments (`T_max`, `total_steps`, `total_iters`, `step_size`, `milestones`, `T_0`,
+`step_size_up`, `warmup`) left null in a config are derived from the run by `resolve_lengths`: the share
+given under `lengths` of the schedule's length, counted in the scheduler's own unit (epochs for
+`interval: epoch`, optimizer steps for `interval: step`, gradient accumulation included), after the
+warm-up. A value set explicitly is kept as it is, in that unit.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,32 +28,135 @@ LIGHTNING_KEYS = ("interval", "frequency", "monitor", "strict", "name")
 SchedulerFactory = Callable[..., LRScheduler | ReduceLROnPlateau]
 
 
-def build_scheduler(
-    spec: Mapping[str, Any], optimizer: torch.optim.Optimizer, total_steps: int | None
-) -> dict[str, Any] | None:
-    """Lightning's lr_scheduler config for `spec`, or None when the spec names no scheduler."""
+@dataclass(frozen=True)
+class RunLength:
+    """How long a run trains: `epochs` (trainer.max_epochs; None: unbounded), optimizer steps per epoch
+    (batches per device after trainer.limit_train_batches, divided by trainer.accumulate_grad_batches,
+    rounded up) and trainer.max_steps (-1: no limit). Lightning stops at whichever ends first."""
+
+    epochs: int | None
+    steps_per_epoch: int
+    max_steps: int = -1
+
+    @property
+    def steps(self) -> int | None:
+        """Optimizer steps of the whole run (Lightning's `trainer.estimated_stepping_batches`)."""
+        by_epochs = None if self.epochs is None else self.epochs * self.steps_per_epoch
+        if self.max_steps is not None and self.max_steps > 0:
+            return self.max_steps if by_epochs is None else min(by_epochs, self.max_steps)
+        return by_epochs
+
+    @property
+    def epochs_trained(self) -> int | None:
+        """Epochs the run enters: max_steps can end it within an earlier epoch."""
+        steps = self.steps
+        return None if steps is None else math.ceil(steps / max(self.steps_per_epoch, 1))
+
+    def intervals(self, interval: str, frequency: int = 1) -> int | None:
+        """Scheduler steps in the run: epochs or optimizer steps, every `frequency` of them."""
+        units = self.epochs_trained if interval == "epoch" else self.steps
+        return None if units is None else units // max(int(frequency), 1)
+
+    def describe(self) -> str:
+        return (
+            f"{self.epochs_trained} epochs x {self.steps_per_epoch} optimizer steps"
+            + (f", trainer.max_steps={self.max_steps}" if self.max_steps and self.max_steps > 0 else "")
+            + f" = {self.steps} steps"
+        )
+
+
+def resolve_lengths(node: MutableMapping[str, Any], run: RunLength) -> list[str]:
+    """Fill the run-length arguments a scheduler config leaves null from `run`, in place.
+
+    `node` is a conf/scheduler section (a DictConfig opened for writing, or a dict). Returns one
+    'key=value (how)' text per derived value, for the console. Raises ConfigError for a length that
+    cannot be derived (no `lengths` share, an unbounded run, or a warm-up as long as the run).
+    """
+    shares = dict(node.get("lengths") or {})
+    scheduler = node.get("scheduler")
+    interval = node.get("interval", "epoch")
+    if interval not in ("epoch", "step"):
+        raise ConfigError(f"scheduler.interval={interval!r} must be 'epoch' or 'step'.")
+    unit = "epochs" if interval == "epoch" else "optimizer steps"
+    frequency = int(node.get("frequency") or 1)
+    derived: list[str] = []
+
+    def total() -> int:
+        count = run.intervals(interval, frequency)
+        if count is None:
+            raise ConfigError(
+                "The scheduler's run-length arguments are derived from the run's length, which is unbounded "
+                "(trainer.max_epochs=-1 and trainer.max_steps=-1): set trainer.max_epochs, or set the "
+                f"scheduler's own lengths ({', '.join('scheduler.scheduler.' + k for k in shares)})."
+            )
+        return count
+
+    if node.get("warmup", 0) is None:
+        if "warmup" not in shares:
+            raise ConfigError("scheduler.warmup is null: set it (intervals of warm-up) or lengths.warmup.")
+        node["warmup"] = _share(shares["warmup"], total(), "scheduler.lengths.warmup")
+        derived.append(f"warmup={node['warmup']} ({shares['warmup']} x {total()} {unit})")
+    warmup = int(node.get("warmup") or 0)
+    for key, share in shares.items():
+        if key == "warmup" or scheduler is None:
+            continue
+        if key not in scheduler:
+            raise ConfigError(
+                f"scheduler.lengths.{key}: {scheduler.get('_target_')} has no argument {key}; "
+                "lengths names the scheduler arguments to derive from the run's length."
+            )
+        if scheduler[key] is not None:
+            continue
+        length = total() - warmup
+        if length < 1:
+            raise ConfigError(
+                f"scheduler.warmup={warmup} leaves no room for the schedule: the run has {total()} {unit}. "
+                "Lower scheduler.warmup or train longer."
+            )
+        value = (
+            [_share(s, length, f"scheduler.lengths.{key}") for s in share]
+            if isinstance(share, list | tuple) or hasattr(share, "__len__")
+            else _share(share, length, f"scheduler.lengths.{key}")
+        )
+        scheduler[key] = value
+        after = f" after {warmup} of warm-up" if warmup else ""
+        derived.append(f"{key}={value} ({_plain(share)} x {length} {unit}{after})")
+    return derived
+
+
+def _share(share: Any, length: int, key: str) -> int:
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise ConfigError(f"{key}={share!r} must be a share of the schedule's length in (0, 1].")
+    return max(1, round(share * length))
+
+
+def _plain(share: Any) -> Any:
+    return list(share) if hasattr(share, "__len__") and not isinstance(share, str) else share
+
+
+def build_scheduler(spec: Mapping[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
+    """Lightning's lr_scheduler config for `spec` (lengths already resolved), or None without one."""
     factory: SchedulerFactory | None = spec.get("scheduler")
-    warmup = int(spec.get("warmup") or 0)
+    warmup = spec.get("warmup") or 0
     if factory is None and not warmup:
         return None
     if spec.get("interval", "epoch") not in ("epoch", "step"):
         raise ConfigError(f"scheduler.interval={spec.get('interval')!r} must be 'epoch' or 'step'.")
-    scheduler = _complete(factory, optimizer, total_steps) if factory is not None else None
+    scheduler = _complete(factory, optimizer, spec.get("lengths") or {}) if factory is not None else None
     if warmup:
-        scheduler = with_warmup(scheduler, optimizer, warmup, float(spec.get("warmup_start_factor", 0.1)))
+        scheduler = with_warmup(scheduler, optimizer, int(warmup), float(spec.get("warmup_start_factor", 0.1)))
     settings = {k: spec[k] for k in LIGHTNING_KEYS if spec.get(k) is not None}
     return {"scheduler": scheduler, **settings}
 
 
-def _complete(factory: SchedulerFactory, optimizer: torch.optim.Optimizer, total_steps: int | None) -> Any:
+def _complete(factory: SchedulerFactory, optimizer: torch.optim.Optimizer, lengths: Mapping[str, Any]) -> Any:
     keywords = getattr(factory, "keywords", {})
-    if "total_steps" in keywords and keywords["total_steps"] is None:
-        if total_steps is None or total_steps <= 0 or total_steps == math.inf:
-            raise ConfigError(
-                "scheduler.scheduler.total_steps is null and the run's length is unknown: set "
-                "trainer.max_epochs or scheduler.scheduler.total_steps."
-            )
-        factory = functools.partial(factory, total_steps=int(total_steps))
+    unresolved = [key for key in lengths if key != "warmup" and key in keywords and keywords[key] is None]
+    if unresolved:
+        raise ConfigError(
+            f"scheduler.scheduler.{unresolved[0]} is null and was not derived from the run's length "
+            "(trainlab.optim.schedulers.resolve_lengths): set it explicitly."
+        )
     return factory(optimizer=optimizer)
 
 
@@ -96,3 +205,28 @@ class ExpressionLR(torch.optim.lr_scheduler.LambdaLR):
         state = {k: v for k, v in state_dict.items() if k != "lr_lambdas"}
         self.__dict__.update(state)
         self._code = compile(self.expression, "<scheduler.expression>", "eval")
+
+
+def place_schedule(
+    spec: Mapping[str, Any], optimizer: torch.optim.Optimizer, steps_taken: int
+) -> dict[str, Any] | None:
+    """The schedule of `spec` built afresh and stepped `steps_taken` times: where a run that followed it
+    from the start would be now. For a resumed run whose schedule changed (a longer run, another
+    scheduler): the optimizer's state is the checkpoint's, its lr that of the old schedule.
+
+    Every group's lr goes back to its `initial_lr` (the lr the schedule started from) before the build, as
+    in a fresh run; schedulers that compute the next lr from the current one depend on it.
+    """
+    for group in optimizer.param_groups:
+        if "initial_lr" in group:
+            group["lr"] = group["initial_lr"]
+    config = build_scheduler(spec, optimizer)
+    if config is None:
+        return None
+    scheduler = config["scheduler"]
+    with warnings.catch_warnings():
+        # stepping a scheduler with no optimizer step in between is the point here, not a mistake
+        warnings.filterwarnings("ignore", message=r".*lr_scheduler\.step\(\)")
+        for _ in range(steps_taken):
+            scheduler.step()
+    return config

@@ -17,8 +17,10 @@ from typing import Any
 import torch
 
 from trainlab.ckpt import load_checkpoint
+from trainlab.compat import checkpoint_epochs_trained
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.runs import flatten
+from trainlab.tracking.status import read_status
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,29 @@ def checkpoint_to_resume(ckpt_path: str | None, output_dir: Path) -> tuple[Path,
             "(runs keep theirs in <run dir>/checkpoints/)."
         )
     return path, load_checkpoint(path)
+
+
+def nothing_left_to_train(path: Path, checkpoint: Mapping[str, Any], trainer: Mapping[str, Any]) -> str | None:
+    """Why resuming from `checkpoint` would train nothing (its run already reached trainer.max_epochs or
+    trainer.max_steps of this config), as one line for the user; None when there is training left."""
+    epochs = checkpoint_epochs_trained(checkpoint)
+    step = int(checkpoint.get("global_step") or 0)
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    if epochs is not None and isinstance(max_epochs, int) and 0 <= max_epochs <= epochs:
+        reached = f"trainer.max_epochs={max_epochs}"
+    elif isinstance(max_steps, int) and 0 < max_steps <= step:
+        reached = f"trainer.max_steps={max_steps}"
+    else:
+        return None
+    run_dir = path.parent.parent
+    status = (read_status(run_dir) or {}).get("status", "unknown")
+    line = (
+        f"nothing left to train: {path} is after epoch {epochs} (step {step}), and this config stops at "
+        f"{reached}. {run_dir} is left as it is (status: {status}). To train longer, raise {reached.split('=')[0]}."
+    )
+    if not (run_dir / "metrics.json").is_file():
+        line += f" Its test did not run: python -m trainlab.eval ckpt_path={path} tests it."
+    return line
 
 
 def newest_readable(directory: Path) -> tuple[Path, dict[str, Any]]:
@@ -62,11 +87,11 @@ def newest_readable(directory: Path) -> tuple[Path, dict[str, Any]]:
             continue
         if problems:
             log.warning(
-                "ckpt_path=last: %s; resuming from %s instead (epoch %s, step %s), the newest checkpoint "
-                "that reads.",
+                "ckpt_path=last: %s; resuming from %s instead (after epoch %s, step %s), the newest "
+                "checkpoint that reads.",
                 " ".join(problems),
                 path,
-                checkpoint.get("epoch"),
+                checkpoint_epochs_trained(checkpoint),
                 checkpoint.get("global_step"),
             )
         return path, checkpoint

@@ -30,15 +30,19 @@ def to_number(value: Any) -> float | int | None:
 
 
 def epoch_summary(epoch: int, max_epochs: int | None, metrics: Mapping[str, Any]) -> str:
-    """One log line per epoch, like the tutorials' prints: 'epoch 3/10 | train/... | val/... | lr/...'."""
+    """One log line per epoch, like the tutorials' prints: 'epoch 3/10 | train/... | val/... | lr/...'.
+
+    `epoch` counts from 0 (Lightning's current_epoch) and is shown counting from 1; text values (an lr
+    range such as '0.001 -> 0.0005') are shown as they are.
+    """
     parts = [f"epoch {epoch + 1}/{max_epochs if max_epochs and max_epochs > 0 else '?'}"]
     for prefix in ("train/", "val/", "lr/"):
         values = [
-            f"{key} {number:.4g}"
+            f"{key} {value}" if isinstance(value, str) else f"{key} {number:.4g}"
             for key, value in sorted(metrics.items())
             if key.startswith(prefix)
             and not key.endswith("_step")
-            and (number := to_number(value)) is not None
+            and (isinstance(value, str) or (number := to_number(value)) is not None)
         ]
         if values:
             parts.append(" ".join(values))

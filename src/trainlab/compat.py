@@ -1,0 +1,90 @@
+"""Lightning internals trainlab relies on, in one place, each with a test (tests/test_compat.py).
+
+Lightning has no public API for these; if an upgrade changes them, the tests here fail first and name
+the function, instead of a resume quietly going wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the checkpoint readers serve `python -m trainlab.ckpt`, which does not load Lightning
+    import lightning.pytorch as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+
+def on_last_batch_of_epoch(trainer: L.Trainer) -> bool:
+    """Whether the training batch in flight is the epoch's last (valid from on_train_batch_start to
+    on_train_batch_end): the loader is exhausted, or trainer.limit_train_batches is reached."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    return bool(progress.is_last_batch) or progress.current.ready >= trainer.num_training_batches
+
+
+def epochs_trained(trainer: L.Trainer) -> int:
+    """Epochs whose training part has finished (a resumed run: those before the checkpoint)."""
+    return int(trainer.fit_loop.epoch_progress.current.processed)
+
+
+def checkpoint_epochs_trained(checkpoint: Mapping[str, Any]) -> int | None:
+    """Epochs whose training part had finished when `checkpoint` was written; None if it does not say."""
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def checkpoint_batches_into_epoch(checkpoint: Mapping[str, Any]) -> int:
+    """Training batches of an unfinished epoch that `checkpoint` holds (0 at an epoch's end)."""
+    try:
+        progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]
+        return 0 if progress.get("is_last_batch") else int(progress["current"]["completed"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return 0
+
+
+def checkpoint_position(checkpoint: Mapping[str, Any]) -> str:
+    """Where in training `checkpoint` was written, epochs counted from 1: 'after epoch 2, step 46' or
+    'in epoch 3 after 7 batches, step 53'."""
+    epochs, step = checkpoint_epochs_trained(checkpoint), checkpoint.get("global_step")
+    batches = checkpoint_batches_into_epoch(checkpoint)
+    if epochs is None:
+        return f"step {step}"
+    if batches and epochs is not None:
+        return f"in epoch {epochs + 1} after {batches} batches, step {step}"
+    return f"after epoch {epochs}, step {step}"
+
+
+def logging_this_step(trainer: L.Trainer) -> bool:
+    """Whether Lightning hands this step's logged values to the loggers (every trainer.log_every_n_steps)."""
+    return bool(trainer._logger_connector.should_update_logs)
+
+
+def save_model_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer) -> None:
+    """Let a ModelCheckpoint save what it saves at a trigger (top-k and last), with its bookkeeping."""
+    if callback._last_global_step_saved == trainer.global_step:
+        return
+    candidates = callback._monitor_candidates(trainer)
+    callback._save_topk_checkpoint(trainer, candidates)
+    callback._save_last_checkpoint(trainer, candidates)
+
+
+def step_trigger_due(callback: ModelCheckpoint, trainer: L.Trainer) -> bool:
+    """Whether `every_n_train_steps` makes the ModelCheckpoint save after this step."""
+    every = callback._every_n_train_steps
+    return every >= 1 and trainer.global_step % every == 0
+
+
+def load_pending_loader_state(trainer: L.Trainer) -> None:
+    """Hand a resumed run's train-loader position (saved in the checkpoint) to the loader.
+
+    Lightning applies it only when it builds the train loader after restoring the checkpoint; anything
+    that builds the loader earlier (e.g. `trainer.estimated_stepping_batches` during
+    configure_optimizers) would skip it. The loader starts lazily, so handing it over at train start is
+    still in time.
+    """
+    fit_loop = trainer.fit_loop
+    if getattr(fit_loop, "_combined_loader_states_to_load", None) and hasattr(
+        fit_loop, "_load_combined_loader_states"
+    ):
+        fit_loop._load_combined_loader_states()
