@@ -15,7 +15,12 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
-from trainlab.compat import epochs_trained, load_pending_loader_state, logging_this_step, on_last_batch_of_epoch
+from trainlab.compat import (
+    epochs_trained,
+    load_pending_loader_state,
+    logging_this_step,
+    on_last_batch_of_epoch,
+)
 from trainlab.distributed import loss_scale_for_global_mean
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.metrics import StageMetrics, load_running_state, running_state, stage_metrics
@@ -325,7 +330,10 @@ class ClassifierModule(L.LightningModule):
         if len(trainer.optimizers) != 1:
             raise TrainlabError("a changed schedule can only be rebuilt for a single optimizer")
         optimizer = trainer.optimizers[0]
-        same_unit = (saved.get("interval"), saved.get("frequency")) == (new.get("interval"), new.get("frequency"))
+        same_unit = (saved.get("interval"), saved.get("frequency")) == (
+            new.get("interval"),
+            new.get("frequency"),
+        )
         if same_unit and saved_states and "last_epoch" in saved_states[0]:
             steps = int(saved_states[0]["last_epoch"])
         else:

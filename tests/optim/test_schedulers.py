@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from trainlab.errors import ConfigError
-from trainlab.optim.schedulers import ExpressionLR, RunLength, build_scheduler, place_schedule, resolve_lengths
+from trainlab.optim.schedulers import (
+    ExpressionLR,
+    RunLength,
+    build_scheduler,
+    place_schedule,
+    resolve_lengths,
+)
 
 
 def sgd(lr: float = 1.0) -> torch.optim.SGD:
@@ -127,7 +133,10 @@ def test_explicit_lengths_are_kept_and_lists_and_warmup_shares_are_derived():
     }
     derived = resolve_lengths(node, RUN)
     assert (node["warmup"], node["scheduler"]["milestones"]) == (2, [5, 6])  # of the 8 epochs after it
-    assert derived == ["warmup=2 (0.2 x 10 epochs)", "milestones=[5, 6] ([0.6, 0.8] x 8 epochs after 2 of warm-up)"]
+    assert derived == [
+        "warmup=2 (0.2 x 10 epochs)",
+        "milestones=[5, 6] ([0.6, 0.8] x 8 epochs after 2 of warm-up)",
+    ]
     kept = {"scheduler": {"T_max": 3}, "interval": "epoch", "warmup": 0, "lengths": {"T_max": 1.0}}
     assert resolve_lengths(kept, RUN) == [] and kept["scheduler"]["T_max"] == 3
 

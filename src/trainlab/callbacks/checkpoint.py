@@ -45,7 +45,11 @@ class ModelCheckpoint(LightningModelCheckpoint):
             super().load_state_dict(state_dict)
 
     def format_checkpoint_name(
-        self, metrics: dict[str, Any], filename: str | None = None, ver: int | None = None, prefix: str | None = None
+        self,
+        metrics: dict[str, Any],
+        filename: str | None = None,
+        ver: int | None = None,
+        prefix: str | None = None,
     ) -> str:
         if "epoch" in metrics:
             metrics = {**metrics, "epoch": metrics["epoch"] + 1}

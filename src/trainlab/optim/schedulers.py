@@ -144,7 +144,9 @@ def build_scheduler(spec: Mapping[str, Any], optimizer: torch.optim.Optimizer) -
         raise ConfigError(f"scheduler.interval={spec.get('interval')!r} must be 'epoch' or 'step'.")
     scheduler = _complete(factory, optimizer, spec.get("lengths") or {}) if factory is not None else None
     if warmup:
-        scheduler = with_warmup(scheduler, optimizer, int(warmup), float(spec.get("warmup_start_factor", 0.1)))
+        scheduler = with_warmup(
+            scheduler, optimizer, int(warmup), float(spec.get("warmup_start_factor", 0.1))
+        )
     settings = {k: spec[k] for k in LIGHTNING_KEYS if spec.get(k) is not None}
     return {"scheduler": scheduler, **settings}
 

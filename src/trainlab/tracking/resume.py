@@ -43,7 +43,9 @@ def checkpoint_to_resume(ckpt_path: str | None, output_dir: Path) -> tuple[Path,
     return path, load_checkpoint(path)
 
 
-def nothing_left_to_train(path: Path, checkpoint: Mapping[str, Any], trainer: Mapping[str, Any]) -> str | None:
+def nothing_left_to_train(
+    path: Path, checkpoint: Mapping[str, Any], trainer: Mapping[str, Any]
+) -> str | None:
     """Why resuming from `checkpoint` would train nothing (its run already reached trainer.max_epochs or
     trainer.max_steps of this config), as one line for the user; None when there is training left."""
     epochs = checkpoint_epochs_trained(checkpoint)
@@ -59,7 +61,8 @@ def nothing_left_to_train(path: Path, checkpoint: Mapping[str, Any], trainer: Ma
     status = (read_status(run_dir) or {}).get("status", "unknown")
     line = (
         f"nothing left to train: {path} is after epoch {epochs} (step {step}), and this config stops at "
-        f"{reached}. {run_dir} is left as it is (status: {status}). To train longer, raise {reached.split('=')[0]}."
+        f"{reached}. {run_dir} is left as it is (status: {status}). To train longer, raise "
+        f"{reached.split('=')[0]}."
     )
     if not (run_dir / "metrics.json").is_file():
         line += f" Its test did not run: python -m trainlab.eval ckpt_path={path} tests it."
