@@ -5,6 +5,7 @@ The CLI subprocess imports this module because the tests put tests/ on its PYTHO
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -103,3 +104,47 @@ class DigitsWithCrashingWorker(DigitsDataModule):
         splits = super().load_splits()
         splits.train = _KillsItsWorker(splits.train, self.crash_at)
         return splits
+
+
+class CrashAtStep(Callback):
+    """The run dies (an exception, as from a crash or a lost node) once `step` optimizer steps are done,
+    before the next one: what is left is whatever checkpoint the run wrote before."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, i: int
+    ) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"fault: crashed after step {self.step}")
+
+
+class RecordLR(Callback):
+    """Appends `{"step": N, "lr": {group: lr}}` per training step to <run dir>/lr.jsonl: the lr each step
+    trains with, read before the step (the optimizer's param groups, as the step uses them)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, i: int
+    ) -> None:
+        rates = {
+            str(group.get("name") or index): float(group["lr"])
+            for optimizer in trainer.optimizers
+            for index, group in enumerate(optimizer.param_groups)
+        }
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({"step": trainer.global_step, "lr": rates}) + "\n")
+
+
+class CrashInValidation(Callback):
+    """The run dies during the validation of epoch `epoch` (0-based), before that epoch's checkpoints."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and trainer.current_epoch == self.epoch:
+            raise RuntimeError(f"fault: crashed in the validation of epoch {self.epoch + 1}")

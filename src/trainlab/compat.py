@@ -88,3 +88,9 @@ def load_pending_loader_state(trainer: L.Trainer) -> None:
         fit_loop, "_load_combined_loader_states"
     ):
         fit_loop._load_combined_loader_states()
+
+
+def resumed_epoch_in_progress(trainer: L.Trainer) -> bool:
+    """Whether the fit loop still counts as restarting: true through an epoch resumed mid-way, at whose
+    end Lightning does not step ReduceLROnPlateau (it assumes the monitored value was lost)."""
+    return bool(trainer.fit_loop.restarting)

@@ -20,6 +20,7 @@ from trainlab.compat import (
     load_pending_loader_state,
     logging_this_step,
     on_last_batch_of_epoch,
+    resumed_epoch_in_progress,
 )
 from trainlab.distributed import loss_scale_for_global_mean
 from trainlab.errors import ConfigError, TrainlabError
@@ -105,6 +106,8 @@ class ClassifierModule(L.LightningModule):
         self.history = MetricHistory()
         self._epoch_lrs: tuple[int, dict[str, float], dict[str, float]] | None = None
         self._schedule_change: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
+        self._plateau_pending: list[float | None] = []
+        self._plateau_stepped_in: int | None = None  # the epoch whose plateau step trainlab took itself
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.ndim == 4:
@@ -147,7 +150,7 @@ class ClassifierModule(L.LightningModule):
 
     def _skip_or_stop(self, loss: torch.Tensor, batch_idx: int) -> None:
         """A NaN/Inf loss never reaches the weights: skip the batch (counted) or stop with where it was."""
-        where = f"epoch {self.current_epoch}, step {self.global_step}, batch {batch_idx} of the epoch"
+        where = f"epoch {self.current_epoch + 1}, step {self.global_step}, batch {batch_idx + 1} of the epoch"
         value = loss.detach().float().flatten()[0].item()
         if self.nonfinite_loss == "skip":
             self.skipped_batches += 1
@@ -190,6 +193,10 @@ class ClassifierModule(L.LightningModule):
         if self._schedule_change is not None:
             self._place_changed_schedule(*self._schedule_change)
             self._schedule_change = None
+        for config, value in zip(self.trainer.lr_scheduler_configs, self._plateau_pending, strict=False):
+            if value is not None and config.reduce_on_plateau:
+                config.scheduler.step(value)
+        self._plateau_pending = []
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # the lr each epoch trains with, for its line in the log (schedulers step before epoch-end hooks)
@@ -214,6 +221,8 @@ class ClassifierModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        if resumed_epoch_in_progress(self.trainer):
+            self._step_plateau_schedulers()
         if self.nonfinite_loss == "skip":
             self.log("train/skipped_batches", float(self.skipped_batches))
         # runs after validation, so one line per epoch can show both, like the tutorials' prints
@@ -284,6 +293,35 @@ class ClassifierModule(L.LightningModule):
         if self.val_acc_best.update_called:
             checkpoint["trainlab_val_acc_best"] = float(self.val_acc_best.compute())
         checkpoint["trainlab_train_sums"] = self._train_sums_of_all_ranks()
+        checkpoint["trainlab_plateau_pending"] = self._pending_plateau_values()
+
+    def _pending_plateau_values(self) -> list[float | None]:
+        """Per scheduler: the monitored value a ReduceLROnPlateau has yet to step with, else None.
+
+        Lightning steps plateau schedulers after the epoch-end hooks, where checkpoints are saved, so an
+        epoch-end checkpoint holds the plateau state from before that epoch's step; on_train_start of
+        the resumed run takes the step with the value saved here.
+        """
+        if self._trainer is None or not on_last_batch_of_epoch(self.trainer):
+            return []
+        if self._plateau_stepped_in == self.current_epoch:
+            return []
+        return [self._plateau_value_due(config) for config in self.trainer.lr_scheduler_configs]
+
+    def _plateau_value_due(self, config: Any) -> float | None:
+        """The value a ReduceLROnPlateau steps with at this epoch's end; None for other schedulers."""
+        due = config.interval == "epoch" and (self.current_epoch + 1) % config.frequency == 0
+        value = self.trainer.callback_metrics.get(config.monitor) if config.reduce_on_plateau else None
+        return float(value) if value is not None and due else None
+
+    def _step_plateau_schedulers(self) -> None:
+        """At the end of an epoch resumed mid-way, Lightning skips ReduceLROnPlateau's step (it assumes
+        the monitored value was lost with the interruption); the value is right here, so take it."""
+        for config in self.trainer.lr_scheduler_configs:
+            value = self._plateau_value_due(config)
+            if value is not None:
+                config.scheduler.step(value)
+                self._plateau_stepped_in = self.current_epoch
 
     def _train_sums_of_all_ranks(self) -> dict[str, dict[str, torch.Tensor]]:
         """This epoch's training sums so far (empty at an epoch's end); summed over ranks, since only
@@ -307,6 +345,7 @@ class ClassifierModule(L.LightningModule):
         # a checkpoint of another run dir starts a new run: its best epoch and files are not this run's
         if checkpoint.get("trainlab_val_acc_best") is not None and _same_run_dir(saved_config, self.config):
             self.val_acc_best.update(torch.tensor(float(checkpoint["trainlab_val_acc_best"])))
+        self._plateau_pending = list(checkpoint.get("trainlab_plateau_pending") or [])
         if self.global_rank == 0:  # the sums of all ranks, counted once
             load_running_state(self.train_metrics, checkpoint.get("trainlab_train_sums") or {})
         saved_schedule, schedule = saved_config.get("scheduler"), self.config.get("scheduler")

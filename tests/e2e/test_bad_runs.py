@@ -37,12 +37,12 @@ def test_a_nan_loss_stops_within_the_step_and_the_good_checkpoints_stay(cli, tmp
     run_dir = tmp_path / "run"
     result = cli(*SHORT, fault("NanBatch", batches=[30]), run_dir=run_dir, env=fault_env())
     assert result.returncode == 1
-    message = "train/loss is nan at epoch 1, step 30, batch 7 of the epoch"
+    message = "train/loss is nan at epoch 2, step 30, batch 8 of the epoch"  # epochs and batches from 1
     assert message in result.stderr and "nonfinite_loss=skip" in result.stderr
     assert "Traceback" not in result.stderr
     assert status(run_dir)["status"] == "failed" and message in status(run_dir)["error"]
     files = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert files == ["epoch000-val_acc0.8994.ckpt", "last.ckpt"]  # epoch 1 was never saved nor ranked
+    assert files == ["epoch001-val_acc0.8994.ckpt", "last.ckpt"]  # epoch 2 was never saved nor ranked
     last = load(run_dir / "checkpoints" / "last.ckpt")
     assert (last["epoch"], last["global_step"]) == (0, 23) and all_finite(last)
 

@@ -68,7 +68,8 @@ def test_sigterm_at_a_random_step_saves_it_and_the_resume_is_bit_exact(cli, tmp_
     run_dir = tmp_path / "run"
     stopped = cli(*COMMON, fault("SignalAtStep", step=step), run_dir=run_dir, env=fault_env())
     assert stopped.returncode == 143, f"step {step}: exit {stopped.returncode}\n{stopped.stderr[-3000:]}"
-    assert f"stopped by SIGTERM at epoch {(step + 1) // 23}, step {step + 1}" in stopped.stderr
+    # epochs counted from 1: the run stops before the next step, in the epoch that holds it
+    assert f"stopped by SIGTERM at epoch {(step + 1) // 23 + 1}, step {step + 1}" in stopped.stderr
     assert "ckpt_path=last" in stopped.stderr
     assert status(run_dir)["status"] == "interrupted"
     assert last_ckpt(run_dir)["global_step"] == step + 1, (

@@ -102,10 +102,11 @@ def test_ddp_writes_one_run_dir_once(runs):
     ), "a rank created a run dir of its own"
     assert sorted(p.name for p in run_dir.glob("*.log")) == ["train.log", "train_rank1.log"]
     assert len(list((run_dir / ".hydra").glob("config.yaml"))) == 1
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
-        "epoch001-val_acc" + f"{runs['ddp'].metrics['val/acc_best']:.4f}.ckpt",
-        "last.ckpt",
-    ]
+    best = Path(runs["ddp"].metrics["best_ckpt"]).name  # epochs counted from 1 in file names
+    assert best.startswith("epoch00") and best.endswith(
+        f"-val_acc{runs['ddp'].metrics['val/acc_best']:.4f}.ckpt"
+    )
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [best, "last.ckpt"]
     events = list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     writers = {(path.parent, path.name.rsplit(".", 2)[1]) for path in events}  # (dir, process id)
     assert len(writers) == 1, f"TensorBoard written by more than one process or into several runs: {events}"

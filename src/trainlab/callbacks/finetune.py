@@ -3,7 +3,8 @@
 The classic transfer-learning recipe, done with torch's optimizer.add_param_group() at run time: the
 head trains alone while the backbone is frozen (its parameters are in no param group), then the backbone
 joins the optimizer as a group of its own with its own (usually smaller) learning rate, logged as
-lr/<group_name>. Lightning's BaseFinetuning re-creates the group when a run resumes past that epoch.
+lr/<group_name>. Lightning's BaseFinetuning re-creates the group when a run resumes past that epoch, with
+its optimizer state; the backbone is made trainable again here.
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ class BackboneFinetuning(BaseFinetuning):
     def finetune_function(
         self, pl_module: L.LightningModule, epoch: int, optimizer: torch.optim.Optimizer
     ) -> None:
+        if epoch > self.unfreeze_at_epoch and any(
+            g.get("name") == self.group_name for g in optimizer.param_groups
+        ):
+            # a run resumed after the unfreeze: BaseFinetuning brought the group back with its optimizer
+            # state, but the modules come back frozen (freeze_before_training) and would never train again
+            self.make_trainable(self.backbone_modules(pl_module))
+            return
         if epoch != self.unfreeze_at_epoch:
             return
         lr = self.lr if self.lr is not None else optimizer.param_groups[0]["lr"] * self.lr_scale

@@ -1,0 +1,32 @@
+"""Scripts in scripts/ that the tests run in their quick form."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_resume_stops_quick_ends_every_resumed_run_with_the_uninterrupted_metrics(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "resume_stops.py"),
+            "--quick",
+            "--seed",
+            "3",
+            "--keep",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "5 of 5 resumed runs end with the uninterrupted run's metrics.json" in done.stdout
+    assert done.stdout.count("| equal |") == 5
