@@ -70,13 +70,13 @@ class SignalAtStep(Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def trainlab(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+def trainlab(*overrides: str, cwd: Path, multirun: bool = False) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
     }
     env.setdefault("OMP_NUM_THREADS", "1")
-    command = [sys.executable, "-m", "trainlab", *COMMON, *overrides]
+    command = [sys.executable, "-m", "trainlab", *(["-m"] if multirun else []), *COMMON, *overrides]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
 
 
@@ -118,14 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, int, str]] = []
     if crashes:
         sweep = [
-            "-m",
             f"hydra.sweep.dir={root / 'crash'}",
             "hydra.sweep.subdir=step${stop}",
             f"+stop={','.join(map(str, crashes))}",
             *EVERY_STEP,
         ]
-        trainlab(*sweep, "+callbacks.crash={_target_:resume_stops.CrashAtStep,step:${stop}}", cwd=root)
-        trainlab(*sweep, "ckpt_path=last", cwd=root)
+        crash = "+callbacks.crash={_target_:resume_stops.CrashAtStep,step:${stop}}"
+        trainlab(*sweep, crash, cwd=root, multirun=True)  # every job dies: a non-zero exit
+        trainlab(*sweep, "ckpt_path=last", cwd=root, multirun=True)
         rows += [("crash", step, verdict(root / "crash" / f"step{step}", expected)) for step in crashes]
     for step in signals:
         run_dir = root / f"sigterm{step}"

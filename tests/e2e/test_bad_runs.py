@@ -85,7 +85,7 @@ def test_ckpt_path_last_steps_back_from_a_corrupt_last_checkpoint_and_says_so(cl
     (ckpts / "last.ckpt").write_bytes((ckpts / "last.ckpt").read_bytes()[:5000])  # truncated
     resumed = cli("test=false", "trainer.max_epochs=2", "ckpt_path=last", run_dir=one_epoch).check()
     assert f"{ckpts / 'last.ckpt'} cannot be read" in resumed.stdout
-    assert f"resuming from {best} instead (epoch 0, step 4)" in resumed.stdout
+    assert f"resuming from {best} instead (after epoch 1, step 4)" in resumed.stdout
     assert resumed.metrics["epochs"] == 2
 
 

@@ -127,3 +127,21 @@ def test_kill_9_mid_run_leaves_a_checkpoint_that_resumes(cli, tmp_path):
     resumed = cli(*COMMON, "ckpt_path=last", run_dir=run_dir).check()
     assert resumed.metrics["epochs"] == 2
     assert not list((run_dir / "checkpoints").glob(".*")), "partial files are cleaned up on the next start"
+
+
+def test_sigterm_on_an_epochs_last_batch_saves_the_validated_epoch_and_resumes_exactly(
+    cli, tmp_path, straight
+):
+    run_dir = tmp_path / "run"
+    last_batch = STEPS // 2 - 1  # step 22, the first epoch's last batch
+    stopped = cli(*COMMON, fault("SignalAtStep", step=last_batch), run_dir=run_dir, env=fault_env())
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    # saved once the epoch had been validated: the resume starts epoch 2 and loses nothing of epoch 1
+    assert f"stopped by SIGTERM at epoch 2, step {STEPS // 2}" in stopped.stderr
+    saved = last_ckpt(run_dir)
+    assert saved["global_step"] == STEPS // 2 and saved["trainlab_val_acc_best"] is not None
+    cli(*COMMON, "ckpt_path=last", run_dir=run_dir).check()
+    assert_same_final_state(run_dir, straight.run_dir)
+    got, expected = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, straight.run_dir))
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "epochs"):
+        assert got[key] == expected[key] is not None, key

@@ -57,11 +57,12 @@ class BackboneFinetuning(BaseFinetuning):
     def finetune_function(
         self, pl_module: L.LightningModule, epoch: int, optimizer: torch.optim.Optimizer
     ) -> None:
-        if epoch > self.unfreeze_at_epoch and any(
+        if epoch >= self.unfreeze_at_epoch and any(
             g.get("name") == self.group_name for g in optimizer.param_groups
         ):
-            # a run resumed after the unfreeze: BaseFinetuning brought the group back with its optimizer
-            # state, but the modules come back frozen (freeze_before_training) and would never train again
+            # a run resumed in or after the unfreeze epoch: BaseFinetuning brought the group back with its
+            # optimizer state, but the modules come back frozen (freeze_before_training), and must neither
+            # stay frozen nor join the optimizer a second time
             self.make_trainable(self.backbone_modules(pl_module))
             return
         if epoch != self.unfreeze_at_epoch:

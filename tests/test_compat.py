@@ -1,0 +1,100 @@
+"""The Lightning internals in trainlab.compat still mean what trainlab assumes (fails first on an upgrade)."""
+
+from __future__ import annotations
+
+import lightning.pytorch as L
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from configs import compose_train
+from test_module import blobs, make_module
+from trainlab import compat
+from trainlab.build import build
+from trainlab.callbacks.checkpoint import ModelCheckpoint
+from trainlab.train import build_module, derive_schedule, prepare_data, run_length
+
+
+class Probe(L.Callback):
+    """Records, per training batch, what the compat readers say."""
+
+    def __init__(self) -> None:
+        self.last_batch: list[tuple[int, int, bool]] = []
+        self.epochs_at_end: list[int] = []
+        self.estimated: int | None = None
+
+    def on_train_start(self, trainer, pl_module):
+        self.estimated = trainer.estimated_stepping_batches
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.last_batch.append((trainer.current_epoch, batch_idx, compat.on_last_batch_of_epoch(trainer)))
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.epochs_at_end.append(compat.epochs_trained(trainer))
+
+
+def fit(tmp_path, limit=None, epochs=2, ckpt_path=None, callbacks=()):
+    probe = Probe()
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        limit_train_batches=limit,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[probe, *callbacks],
+        default_root_dir=tmp_path,
+    )
+    train = DataLoader(blobs(), batch_size=64)  # 4 batches
+    trainer.fit(make_module(), train, DataLoader(blobs(seed=1), batch_size=128), ckpt_path=ckpt_path)
+    return trainer, probe
+
+
+@pytest.mark.parametrize(("limit", "batches"), [(None, 4), (3, 3)])
+def test_the_last_batch_of_an_epoch_is_known_before_and_during_it(tmp_path, limit, batches):
+    _, probe = fit(tmp_path, limit=limit)
+    assert [last for *_, last in probe.last_batch] == ([False] * (batches - 1) + [True]) * 2
+    assert probe.epochs_at_end == [1, 2]  # the epoch's training counts as done in its end hooks
+
+
+def test_checkpoint_readers_and_the_step_triggered_save(tmp_path):
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="last", every_n_train_steps=3, save_top_k=1)
+    trainer, _ = fit(tmp_path, callbacks=[saver])
+    # every 3 steps of 4-batch epochs: steps 3 (mid-epoch 1) and 6 (mid-epoch 2); step 8 ends the run
+    assert compat.step_trigger_due(saver, trainer) is False  # global_step 8
+    checkpoint = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 6
+    assert compat.checkpoint_epochs_trained(checkpoint) == 1
+    assert compat.checkpoint_batches_into_epoch(checkpoint) == 2
+    assert compat.checkpoint_position(checkpoint) == "in epoch 2 after 2 batches, step 6"
+    compat.save_model_checkpoint_now(saver, trainer)  # with its bookkeeping: the path it saved
+    assert torch.load(saver.best_model_path, weights_only=True)["global_step"] == 8
+
+
+def test_a_step_triggered_save_on_an_epochs_last_batch_waits_for_its_validation(tmp_path):
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="last", every_n_train_steps=4, save_top_k=1)
+    fit(tmp_path, epochs=1, callbacks=[saver])
+    checkpoint = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 4 and compat.checkpoint_epochs_trained(checkpoint) == 1
+    assert compat.checkpoint_position(checkpoint) == "after epoch 1, step 4"
+    assert checkpoint["trainlab_val_acc_best"] > 0  # saved after the epoch's validation
+
+
+@pytest.mark.parametrize(
+    "trainer",
+    [
+        [],
+        ["trainer.limit_train_batches=5", "+trainer.accumulate_grad_batches=2"],
+        ["trainer.limit_train_batches=0.5", "+trainer.accumulate_grad_batches=3"],
+        ["trainer.max_steps=7"],
+    ],
+)
+def test_the_run_length_known_before_fit_is_lightnings_estimate(tmp_path, trainer):
+    cfg = compose_train(tmp_path, "model=lenet", "trainer.max_epochs=2", *trainer)
+    datamodule = prepare_data(cfg)
+    probe = Probe()
+    built = build("trainer", cfg.trainer, logger=False, callbacks=[probe], enable_progress_bar=False)
+    planned = run_length(built, datamodule)
+    derive_schedule(cfg, planned)
+    built.fit(build_module(cfg, datamodule), datamodule=datamodule)
+    assert planned.steps == probe.estimated
