@@ -38,7 +38,8 @@ def checkpoint_batches_into_epoch(checkpoint: Mapping[str, Any]) -> int:
     """Training batches of an unfinished epoch that `checkpoint` holds (0 at an epoch's end)."""
     try:
         progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]
-        return 0 if progress.get("is_last_batch") else int(progress["current"]["completed"])
+        # saved in on_train_batch_end: the batch is processed, not yet counted as completed
+        return 0 if progress.get("is_last_batch") else int(progress["current"]["processed"])
     except (KeyError, TypeError, ValueError, AttributeError):
         return 0
 

@@ -349,30 +349,31 @@ class ClassifierModule(L.LightningModule):
         if self.global_rank == 0:  # the sums of all ranks, counted once
             load_running_state(self.train_metrics, checkpoint.get("trainlab_train_sums") or {})
         saved_schedule, schedule = saved_config.get("scheduler"), self.config.get("scheduler")
-        if saved_schedule is not None and schedule is not None and saved_schedule != schedule:
-            if (schedule.get("scheduler") or {}).get("_target_", "").endswith("ReduceLROnPlateau"):
-                log.warning(
-                    "the scheduler config differs from the checkpoint's; ReduceLROnPlateau continues from "
-                    "the checkpoint's state (it has no length to rebuild)."
-                )
-                return
-            # the old schedule's state must not be loaded into the new one: on_train_start places the new
-            # schedule where a run that followed it from the start would be
-            self._schedule_change = (saved_schedule, list(checkpoint.get("lr_schedulers") or []))
-            checkpoint["lr_schedulers"] = []
+        if saved_schedule is None or schedule is None or saved_schedule == schedule:
+            return
+        if _is_plateau(schedule):
+            # ReduceLROnPlateau has no length to rebuild and no position to step to without its metric
+            if _is_plateau(saved_schedule):
+                log.warning("scheduler.* differs from the checkpoint's; plateau continues from its state.")
+            else:
+                checkpoint["lr_schedulers"] = []
+                log.info("resumed with scheduler=plateau instead of the checkpoint's: it starts afresh.")
+            return
+        # the old schedule's state must not be loaded into the new one: on_train_start places the new
+        # schedule where a run that followed it from the start would be
+        self._schedule_change = (saved_schedule, list(checkpoint.get("lr_schedulers") or []))
+        checkpoint["lr_schedulers"] = []
 
     def _place_changed_schedule(self, saved: dict[str, Any], saved_states: list[dict[str, Any]]) -> None:
         """Resuming with a different schedule (a longer run, other lengths or scheduler): rebuild it for
-        this run and step it to the checkpoint's position, logging the old and new values and the lr."""
-        trainer = self.trainer
-        new = self.config["scheduler"]
-        if len(trainer.optimizers) != 1:
-            raise TrainlabError("a changed schedule can only be rebuilt for a single optimizer")
-        optimizer = trainer.optimizers[0]
-        same_unit = (saved.get("interval"), saved.get("frequency")) == (
-            new.get("interval"),
-            new.get("frequency"),
-        )
+        this run and step it to the checkpoint's position, logging the old and new values and the lr.
+
+        The position is the old scheduler's own step count where it counted in the same unit, else the
+        epochs or optimizer steps done.
+        """
+        trainer, new = self.trainer, self.config["scheduler"]
+        optimizer = trainer.optimizers[0]  # trainlab builds one optimizer (with param groups)
+        same_unit = all(saved.get(key) == new.get(key) for key in ("interval", "frequency"))
         if same_unit and saved_states and "last_epoch" in saved_states[0]:
             steps = int(saved_states[0]["last_epoch"])
         else:
@@ -380,14 +381,8 @@ class ClassifierModule(L.LightningModule):
             steps = done // max(int(new.get("frequency") or 1), 1)
         before = self.learning_rates()
         placed = place_schedule(self.scheduler_spec, optimizer, steps)
-        configs = trainer.lr_scheduler_configs
-        if placed is not None and configs:
-            configs[0].scheduler = placed["scheduler"]
-        elif placed is not None or configs:
-            raise TrainlabError(
-                "the checkpoint's run and this one differ in whether they have a scheduler; resume with "
-                "the checkpoint's scheduler or start a new run."
-            )
+        if placed is not None:  # Lightning made its scheduler config from the same spec
+            trainer.lr_scheduler_configs[0].scheduler = placed["scheduler"]
         log.info(
             "resumed with a different schedule (%s): rebuilt for this run and placed at its step %d; lr %s "
             "before, %s now",
@@ -396,6 +391,10 @@ class ClassifierModule(L.LightningModule):
             _rates(before),
             _rates(self.learning_rates()),
         )
+
+
+def _is_plateau(schedule: Mapping[str, Any]) -> bool:
+    return str((schedule.get("scheduler") or {}).get("_target_", "")).endswith("ReduceLROnPlateau")
 
 
 def _same_run_dir(saved: Mapping[str, Any], current: Mapping[str, Any]) -> bool:

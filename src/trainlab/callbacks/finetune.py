@@ -51,22 +51,23 @@ class BackboneFinetuning(BaseFinetuning):
             )
         return modules
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_fit_start(trainer, pl_module)  # a resumed run: BaseFinetuning restores the groups
+        # the modules come back frozen (freeze_before_training at setup); a run resumed mid-epoch gets no
+        # on_train_epoch_start for that epoch, so they are made trainable again here
+        if any(g.get("name") == self.group_name for opt in trainer.optimizers for g in opt.param_groups):
+            self.make_trainable(self.backbone_modules(pl_module))
+
     def freeze_before_training(self, pl_module: L.LightningModule) -> None:
         self.freeze(self.backbone_modules(pl_module), train_bn=self.train_bn)
 
     def finetune_function(
         self, pl_module: L.LightningModule, epoch: int, optimizer: torch.optim.Optimizer
     ) -> None:
-        if epoch >= self.unfreeze_at_epoch and any(
+        if epoch != self.unfreeze_at_epoch or any(
             g.get("name") == self.group_name for g in optimizer.param_groups
         ):
-            # a run resumed in or after the unfreeze epoch: BaseFinetuning brought the group back with its
-            # optimizer state, but the modules come back frozen (freeze_before_training), and must neither
-            # stay frozen nor join the optimizer a second time
-            self.make_trainable(self.backbone_modules(pl_module))
-            return
-        if epoch != self.unfreeze_at_epoch:
-            return
+            return  # not the epoch, or a run resumed at its start that has the group back (on_fit_start)
         lr = self.lr if self.lr is not None else optimizer.param_groups[0]["lr"] * self.lr_scale
         self.unfreeze_and_add_param_group(
             self.backbone_modules(pl_module), optimizer, lr=lr, train_bn=self.train_bn, initial_denom_lr=1.0
