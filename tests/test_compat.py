@@ -98,3 +98,41 @@ def test_the_run_length_known_before_fit_is_lightnings_estimate(tmp_path, traine
     derive_schedule(cfg, planned)
     built.fit(build_module(cfg, datamodule), datamodule=datamodule)
     assert planned.steps == probe.estimated
+
+
+def test_logging_cadence_resumed_epochs_and_the_loader_state_hook(tmp_path):
+    assert hasattr(L.Trainer().fit_loop, "_load_combined_loader_states")  # load_pending_loader_state's hook
+    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="last", every_n_train_steps=2, save_top_k=1)
+
+    class Cadence(L.Callback):
+        def __init__(self):
+            self.logging, self.resumed = [], []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.logging.append(compat.logging_this_step(trainer))
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.resumed.append(compat.resumed_epoch_in_progress(trainer))
+
+    def run(epochs, max_steps=-1, ckpt_path=None):
+        cadence = Cadence()
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            max_steps=max_steps,
+            accelerator="cpu",
+            logger=False,
+            log_every_n_steps=2,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[cadence, saver],
+            default_root_dir=tmp_path,
+        )
+        train = DataLoader(blobs(), batch_size=64)  # 4 batches
+        trainer.fit(make_module(), train, DataLoader(blobs(seed=1), batch_size=128), ckpt_path=ckpt_path)
+        return cadence
+
+    first = run(epochs=3, max_steps=6)  # stops in epoch 2 after 2 of its batches, saved at step 6
+    assert first.logging == [False, True] * 3  # every second step goes to the loggers
+    assert first.resumed == [False, False]  # max_steps ends epoch 2 early; its end hooks still run
+    resumed = run(epochs=3, ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert resumed.resumed == [True, False]  # the epoch resumed mid-way, then a fresh one

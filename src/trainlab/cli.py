@@ -41,8 +41,8 @@ def main(cfg: DictConfig) -> float | None:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        resume = checkpoint_to_resume(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))
-        finished = resume and nothing_left_to_train(*resume, cfg.trainer)
+        found = [checkpoint_to_resume(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))]
+        finished = found[0] and nothing_left_to_train(*found[0], cfg.trainer)
     except TrainlabError as err:
         mark_running(run_dir)
         return _failed(run_dir, err)
@@ -52,7 +52,7 @@ def main(cfg: DictConfig) -> float | None:
         return None
     mark_running(run_dir)
     try:
-        metrics = train(cfg, resume=resume)
+        metrics = train(cfg, resume=found.pop())  # not kept here: a checkpoint can be large
     except TrainlabError as err:
         return _failed(run_dir, err)
     except (KeyboardInterrupt, SystemExit) as err:

@@ -63,7 +63,7 @@ def logging_this_step(trainer: L.Trainer) -> bool:
 
 def save_model_checkpoint_now(callback: ModelCheckpoint, trainer: L.Trainer) -> None:
     """Let a ModelCheckpoint save what it saves at a trigger (top-k and last), with its bookkeeping."""
-    if callback._last_global_step_saved == trainer.global_step:
+    if callback._should_skip_saving_checkpoint(trainer):  # fast_dev_run, not fitting, saved already
         return
     candidates = callback._monitor_candidates(trainer)
     callback._save_topk_checkpoint(trainer, candidates)

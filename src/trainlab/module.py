@@ -342,14 +342,20 @@ class ClassifierModule(L.LightningModule):
         self.skipped_batches = int(checkpoint.get("trainlab_skipped_batches", 0))
         saved_config = checkpoint.get("trainlab_config") or {}
         self.val_acc_best.reset()
-        # a checkpoint of another run dir starts a new run: its best epoch and files are not this run's
-        if checkpoint.get("trainlab_val_acc_best") is not None and _same_run_dir(saved_config, self.config):
-            self.val_acc_best.update(torch.tensor(float(checkpoint["trainlab_val_acc_best"])))
+        best = _val_acc_best(checkpoint)  # the run's history, also when continued in a new run dir
+        if best is not None:
+            self.val_acc_best.update(torch.tensor(best))
+        if self._trainer is None or self.trainer.state.fn != "fit":
+            return  # weights for testing or evaluation: the training state below is not wanted
         self._plateau_pending = list(checkpoint.get("trainlab_plateau_pending") or [])
         if self.global_rank == 0:  # the sums of all ranks, counted once
             load_running_state(self.train_metrics, checkpoint.get("trainlab_train_sums") or {})
         saved_schedule, schedule = saved_config.get("scheduler"), self.config.get("scheduler")
-        if saved_schedule is None or schedule is None or saved_schedule == schedule:
+        if saved_schedule is None or schedule is None:
+            return
+        if "lengths" not in saved_schedule:  # written before lengths were derived: compare what ran
+            schedule = {key: value for key, value in schedule.items() if key != "lengths"}
+        if saved_schedule == schedule:
             return
         if _is_plateau(schedule):
             # ReduceLROnPlateau has no length to rebuild and no position to step to without its metric
@@ -373,6 +379,7 @@ class ClassifierModule(L.LightningModule):
         """
         trainer, new = self.trainer, self.config["scheduler"]
         optimizer = trainer.optimizers[0]  # trainlab builds one optimizer (with param groups)
+        configured = self.build_optimizer().param_groups  # lr, momentum and betas as the config sets them
         same_unit = all(saved.get(key) == new.get(key) for key in ("interval", "frequency"))
         if same_unit and saved_states and "last_epoch" in saved_states[0]:
             steps = int(saved_states[0]["last_epoch"])
@@ -380,7 +387,7 @@ class ClassifierModule(L.LightningModule):
             done = trainer.global_step if new.get("interval") == "step" else epochs_trained(trainer)
             steps = done // max(int(new.get("frequency") or 1), 1)
         before = self.learning_rates()
-        placed = place_schedule(self.scheduler_spec, optimizer, steps)
+        placed = place_schedule(self.scheduler_spec, optimizer, steps, configured)
         if placed is not None:  # Lightning made its scheduler config from the same spec
             trainer.lr_scheduler_configs[0].scheduler = placed["scheduler"]
         log.info(
@@ -397,9 +404,18 @@ def _is_plateau(schedule: Mapping[str, Any]) -> bool:
     return str((schedule.get("scheduler") or {}).get("_target_", "")).endswith("ReduceLROnPlateau")
 
 
-def _same_run_dir(saved: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-    saved_dir = (saved.get("paths") or {}).get("output_dir")
-    return saved_dir is not None and saved_dir == (current.get("paths") or {}).get("output_dir")
+def _val_acc_best(checkpoint: Mapping[str, Any]) -> float | None:
+    """val/acc_best as saved; checkpoints of older trainlab versions: the val/acc ModelCheckpoint's best."""
+    if checkpoint.get("trainlab_val_acc_best") is not None:
+        return float(checkpoint["trainlab_val_acc_best"])
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if (
+            isinstance(state, Mapping)
+            and state.get("monitor") == "val/acc"
+            and state.get("best_model_score") is not None
+        ):
+            return float(state["best_model_score"])
+    return None
 
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "scheduler.") -> str:

@@ -192,7 +192,8 @@ def build_trainer(cfg: DictConfig, datamodule: ClassificationDataModule) -> L.Tr
     # rolling last.ckpt (unmonitored) holds their state after this epoch, not the one before
     callbacks.sort(key=lambda c: isinstance(c, ModelCheckpoint) and c.monitor is None)
     callbacks.append(SameConfigOnRanks(lambda: resolved_config_and_hparams(cfg)))
-    callbacks.append(CheckpointOnSignal(last_checkpoint_file(callbacks, Path(cfg.paths.output_dir))))
+    if cfg.trainer.get("enable_checkpointing", True):  # a run told not to checkpoint is stopped plainly
+        callbacks.append(CheckpointOnSignal(last_checkpoint_file(callbacks, Path(cfg.paths.output_dir))))
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(ThrottledProgressBar())
     loggers = [build("logger", node) for node in (cfg.get("logger") or {}).values()]
@@ -287,6 +288,7 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
     record_run(cfg, trainer, output_dir)
 
     ckpt_path = checked_resume_checkpoint(cfg, module, trainer, resume)
+    resume = None  # Lightning reads the file again; its contents need not stay in memory while training
     if trainer.is_global_zero:
         remove_partial_writes(output_dir / "checkpoints")
     with distributed_job(trainer), named_worker_deaths():
@@ -365,8 +367,8 @@ def checked_resume_checkpoint(
         log.info("resuming from %s (%s)", path, checkpoint_position(checkpoint))
     else:
         log.info(
-            "starting a new run in %s from %s (%s): it keeps its own best checkpoints and val/acc_best; "
-            "no file of the other run dir is used after this",
+            "starting a new run in %s from %s (%s): it keeps its own best checkpoints; no file of the "
+            "other run dir is used after this",
             output_dir,
             path,
             checkpoint_position(checkpoint),

@@ -2,8 +2,9 @@
 
 Digits has 1,439 training and 179 validation images: the last global batch of every epoch is uneven
 over two ranks (16 + 15) and the validation set cannot be split evenly, so padding or an unscaled last
-batch would show. Run-length keys are pinned (cosine's T_max follows max_epochs=3; max_steps=46 stops
-after 2 epochs), so "2 epochs, then resume to 3" must end where a straight 3-epoch run ends.
+batch would show. Run-length keys are pinned (cosine's T_max=3, as trainer.max_steps=46, which stops
+the first runs after 2 epochs, would otherwise shorten the derived T_max), so "2 epochs, then resume to
+3" must end where a straight 3-epoch run ends.
 
 The runs use float64 (trainer.precision=64-true; 16x16 images keep that fast). DDP sums a batch's
 gradient in another order than one process, and in float32 that rounding noise grows through training
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 VAL_SIZE = 179
 TWO_OF_THREE = ["trainer.max_epochs=3", "trainer.max_steps=46"]  # 23 global batches per epoch
-EXACT = ["trainer.precision=64-true", "data.image_size=16", "test=true"]
+EXACT = ["trainer.precision=64-true", "data.image_size=16", "test=true", "scheduler.scheduler.T_max=3"]
 
 
 @pytest.fixture(scope="module")

@@ -40,10 +40,9 @@ def test_the_readme_resuming_examples_work_as_written(tmp_path):
         outputs.append(done.stdout)
     demo, more = tmp_path / "outputs" / "resume-demo", tmp_path / "outputs" / "resume-demo-more"
     assert json.loads((demo / "metrics.json").read_text())["epochs"] == 2
-    assert (
-        "resumed with a different schedule (scheduler.scheduler.T_max: 1 -> 2)"
-        in (demo / "train.log").read_text()
-    )
+    log = (demo / "train.log").read_text()
+    assert "resumed with a different schedule (scheduler.scheduler.T_max: 1 -> 2)" in log
+    assert "lr default=0 before, default=0.0005 now" in log  # as the README says
     assert "nothing left to train" in outputs[2]
     assert json.loads((demo / "status.json").read_text())["status"] == "completed"
     assert json.loads((more / "metrics.json").read_text())["epochs"] == 3

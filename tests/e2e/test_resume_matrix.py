@@ -110,6 +110,18 @@ def test_a_resumed_run_ends_exactly_like_the_uninterrupted_one(matrix, scheduler
     assert got == expected
     a, b = last_ckpt(straight), last_ckpt(resumed)
     assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"])
-    for key in ("state_dict", "optimizer_states", "lr_schedulers", "trainlab_val_acc_best"):
+    # the history holds every epoch's train and val means: the resumed epoch's counts all its batches
+    for key in (
+        "state_dict",
+        "optimizer_states",
+        "lr_schedulers",
+        "trainlab_val_acc_best",
+        "trainlab_history",
+    ):
         assert_identical(a[key], b[key], key)
+    # and the run did resume there, rather than start afresh (which, deterministic, would end the same)
+    log = (resumed / "train.log").read_text()
+    assert (
+        f"resuming from {resumed / 'checkpoints' / 'last.ckpt'} (" in log and f"step {STOPS[stop][1]})" in log
+    )
     assert json.loads((resumed / "status.json").read_text())["status"] == "completed"

@@ -143,7 +143,8 @@ def test_explicit_lengths_are_kept_and_lists_and_warmup_shares_are_derived():
 
 def test_max_steps_and_frequency_shorten_the_schedule():
     run = RunLength(epochs=10, steps_per_epoch=7, max_steps=20)
-    assert (run.steps, run.epochs_trained, run.intervals("epoch"), run.intervals("step", 4)) == (20, 3, 3, 5)
+    # every 4th step within each epoch (Lightning's count): epochs of 7, 7 and 6 steps give 1 + 1 + 1
+    assert (run.steps, run.epochs_trained, run.intervals("epoch"), run.intervals("step", 4)) == (20, 3, 3, 3)
 
 
 @pytest.mark.parametrize(
@@ -178,3 +179,32 @@ def test_a_placed_schedule_is_where_a_run_that_followed_it_from_the_start_would_
     lr_curve(optimizer, build_scheduler(spec(2), optimizer)["scheduler"], 4)
     placed = place_schedule(spec(8), optimizer, steps_taken=4)["scheduler"]
     assert lr_curve(optimizer, placed, 4) == straight[4:]
+
+
+@pytest.mark.parametrize("old", ["onecycle", "cyclic"])
+def test_a_schedule_placed_after_one_that_cycled_lr_and_momentum_starts_from_the_configured_values(old):
+    """onecycle and cyclic leave their own initial_lr (max_lr / div_factor, base_lr) and a cycled momentum
+    in the param groups; the new schedule must start from the optimizer's configured lr and momentum."""
+    factories = {
+        "onecycle": functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=1.0, total_steps=10),
+        "cyclic": functools.partial(
+            torch.optim.lr_scheduler.CyclicLR, base_lr=0.01, max_lr=1.0, step_size_up=3, cycle_momentum=True
+        ),
+    }
+    cosine = {"scheduler": functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=8)}
+    fresh = sgd()
+    straight = lr_curve(fresh, build_scheduler(cosine, fresh)["scheduler"], 8)
+    optimizer = sgd()
+    lr_curve(optimizer, build_scheduler({"scheduler": factories[old]}, optimizer)["scheduler"], 4)
+    assert optimizer.param_groups[0]["momentum"] != 0.9  # cycled
+    placed = place_schedule(cosine, optimizer, steps_taken=4, configured=sgd().param_groups)["scheduler"]
+    assert lr_curve(optimizer, placed, 4) == pytest.approx(straight[4:], rel=1e-12)
+    assert optimizer.param_groups[0]["momentum"] == 0.9
+
+
+def test_a_position_past_the_schedules_end_is_a_clear_error():
+    onecycle = {
+        "scheduler": functools.partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=1.0, total_steps=5)
+    }
+    with pytest.raises(ConfigError, match="cannot be placed at its step 9"):
+        place_schedule(onecycle, sgd(), steps_taken=9)

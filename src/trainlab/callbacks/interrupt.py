@@ -112,11 +112,19 @@ class CheckpointOnSignal(Checkpoint):
         return bool(self._saved_after)
 
     def interrupted(self, trainer: L.Trainer, signum: int, saved: bool) -> TrainingInterrupted:
-        where = f"epoch {trainer.current_epoch + 1}, step {trainer.global_step}"
         saved_text = f"saved {self.checkpoint}" if saved else f"the last checkpoint is {self.checkpoint}"
+        name = signal.Signals(signum).name
+        if trainer.max_epochs is not None and 0 <= trainer.max_epochs <= trainer.current_epoch:
+            return TrainingInterrupted(  # the signal came in the last epoch's end: training is complete
+                signum,
+                f"stopped by {name} after the last epoch ({trainer.max_epochs}), step {trainer.global_step}, "
+                f"before the test; {saved_text}. "
+                f"python -m trainlab.eval ckpt_path={self.checkpoint} tests it.",
+            )
+        where = f"epoch {trainer.current_epoch + 1}, step {trainer.global_step}"
         return TrainingInterrupted(
             signum,
-            f"stopped by {signal.Signals(signum).name} at {where}; {saved_text}. Resume with the same "
+            f"stopped by {name} at {where}; {saved_text}. Resume with the same "
             f"command plus hydra.run.dir={self.checkpoint.parent.parent} ckpt_path=last.",
         )
 

@@ -53,9 +53,15 @@ class RunLength:
         return None if steps is None else math.ceil(steps / max(self.steps_per_epoch, 1))
 
     def intervals(self, interval: str, frequency: int = 1) -> int | None:
-        """Scheduler steps in the run: epochs or optimizer steps, every `frequency` of them."""
-        units = self.epochs_trained if interval == "epoch" else self.steps
-        return None if units is None else units // max(int(frequency), 1)
+        """Scheduler steps in the run: epochs or optimizer steps, every `frequency` of them (Lightning
+        counts a step interval's frequency within each epoch)."""
+        frequency = max(int(frequency), 1)
+        if interval == "epoch":
+            return None if self.epochs_trained is None else self.epochs_trained // frequency
+        if self.steps is None:
+            return None
+        full_epochs, rest = divmod(self.steps, max(self.steps_per_epoch, 1))
+        return full_epochs * (self.steps_per_epoch // frequency) + rest // frequency
 
     def describe(self) -> str:
         return (
@@ -70,7 +76,7 @@ def resolve_lengths(node: MutableMapping[str, Any], run: RunLength) -> list[str]
 
     `node` is a conf/scheduler section (a DictConfig opened for writing, or a dict). Returns one
     'key=value (how)' text per derived value, for the console. Raises ConfigError for a length that
-    cannot be derived (no `lengths` share, an unbounded run, or a warm-up as long as the run).
+    cannot be derived (a null warmup without a share, an unbounded run, a warm-up as long as the run).
     """
     shares = dict(node.get("lengths") or {})
     scheduler = node.get("scheduler")
@@ -87,7 +93,9 @@ def resolve_lengths(node: MutableMapping[str, Any], run: RunLength) -> list[str]
             raise ConfigError(
                 "The scheduler's run-length arguments are derived from the run's length, which is unbounded "
                 "(trainer.max_epochs=-1 and trainer.max_steps=-1): set trainer.max_epochs, or set the "
-                f"scheduler's own lengths ({', '.join('scheduler.scheduler.' + k for k in shares)})."
+                "scheduler's own lengths ("
+                + ", ".join(f"scheduler.{k}" if k == "warmup" else f"scheduler.scheduler.{k}" for k in shares)
+                + ")."
             )
         return count
 
@@ -108,6 +116,11 @@ def resolve_lengths(node: MutableMapping[str, Any], run: RunLength) -> list[str]
         if scheduler[key] is not None:
             continue
         length = total() - warmup
+        if total() < 1:
+            raise ConfigError(
+                f"The run trains no {unit} to schedule (trainer.max_epochs, trainer.limit_train_batches, "
+                f"trainer.max_steps), so scheduler.scheduler.{key} cannot be derived: train at least one."
+            )
         if length < 1:
             raise ConfigError(
                 f"scheduler.warmup={warmup} leaves no room for the schedule: the run has {total()} {unit}. "
@@ -209,18 +222,31 @@ class ExpressionLR(torch.optim.lr_scheduler.LambdaLR):
         self._code = compile(self.expression, "<scheduler.expression>", "eval")
 
 
+SCHEDULE_KEYS = ("initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")  # set by schedulers
+CYCLED_KEYS = ("lr", "momentum", "betas")  # what schedulers move
+
+
 def place_schedule(
-    spec: Mapping[str, Any], optimizer: torch.optim.Optimizer, steps_taken: int
+    spec: Mapping[str, Any],
+    optimizer: torch.optim.Optimizer,
+    steps_taken: int,
+    configured: list[Mapping[str, Any]] = (),
 ) -> dict[str, Any] | None:
     """The schedule of `spec` built afresh and stepped `steps_taken` times: where a run that followed it
     from the start would be now. For a resumed run whose schedule changed (a longer run, another
     scheduler): the optimizer's state is the checkpoint's, its lr that of the old schedule.
 
-    Every group's lr goes back to its `initial_lr` (the lr the schedule started from) before the build, as
-    in a fresh run; schedulers that compute the next lr from the current one depend on it.
+    `configured` are the param groups as the config builds them: each group first gets back their lr and
+    momentum (or betas) and loses what the old scheduler set (one-cycle's max_lr, ...), as in a fresh
+    run; groups without one (a fine-tuned backbone added while training) go back to their
+    `initial_lr`. Raises ConfigError when the run is too short for the position.
     """
-    for group in optimizer.param_groups:
-        if "initial_lr" in group:
+    for index, group in enumerate(optimizer.param_groups):
+        if index < len(configured):
+            group.update({k: configured[index][k] for k in CYCLED_KEYS if k in configured[index]})
+            for key in SCHEDULE_KEYS:
+                group.pop(key, None)
+        elif "initial_lr" in group:
             group["lr"] = group["initial_lr"]
     config = build_scheduler(spec, optimizer)
     if config is None:
@@ -229,6 +255,14 @@ def place_schedule(
     with warnings.catch_warnings():
         # stepping a scheduler with no optimizer step in between is the point here, not a mistake
         warnings.filterwarnings("ignore", message=r".*lr_scheduler\.step\(\)")
-        for _ in range(steps_taken):
-            scheduler.step()
+        try:
+            for _ in range(steps_taken):
+                scheduler.step()
+        except ValueError as err:  # one-cycle past its total_steps
+            raise ConfigError(
+                f"The resumed run's schedule cannot be placed at its step {steps_taken}: {err}. The run is "
+                "shorter than the checkpoint's position in it (raise trainer.max_epochs), or its optimizer "
+                "steps per epoch changed (data.batch_size, trainer.limit_train_batches, "
+                "trainer.accumulate_grad_batches): set the scheduler's lengths explicitly."
+            ) from err
     return config

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from trainlab.ckpt import load_checkpoint
-from trainlab.compat import checkpoint_epochs_trained
+from trainlab.compat import checkpoint_epochs_trained, checkpoint_position
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.runs import flatten
 from trainlab.tracking.status import read_status
@@ -60,7 +60,7 @@ def nothing_left_to_train(
     run_dir = path.parent.parent
     status = (read_status(run_dir) or {}).get("status", "unknown")
     line = (
-        f"nothing left to train: {path} is after epoch {epochs} (step {step}), and this config stops at "
+        f"nothing left to train: {path} is {checkpoint_position(checkpoint)}, and this config stops at "
         f"{reached}. {run_dir} is left as it is (status: {status}). To train longer, raise "
         f"{reached.split('=')[0]}."
     )
