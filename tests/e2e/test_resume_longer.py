@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_resume_matrix import SCHEDULERS, STEPS_PER_EPOCH, TINY
+from test_resume_matrix import SCHEDULERS, STEPS_PER_EPOCH
+from test_resume_matrix import sweep as matrix_sweep
 
-from conftest import run_cli
-from faults import fault, fault_env
+from faults import fault
 
 pytestmark = pytest.mark.slow
 
@@ -40,21 +40,10 @@ FIRST = {
 
 
 def sweep(sweep_dir: Path, interval: str, *overrides: str, check: bool = True):
-    done = run_cli(
-        [
-            "-m",
-            f"hydra.sweep.dir={sweep_dir}",
-            f"scheduler={','.join(PER_INTERVAL[interval])}",
-            f"scheduler.interval={interval}",
-            *TINY,
-            *overrides,
-        ],
-        cwd=sweep_dir.parent,
-        env=fault_env(),
+    schedulers = PER_INTERVAL[interval]
+    return matrix_sweep(
+        sweep_dir, f"scheduler.interval={interval}", *overrides, check=check, schedulers=schedulers
     )
-    if check:
-        done.check()
-    return done
 
 
 @pytest.fixture(scope="module")

@@ -62,9 +62,10 @@ STOPS = {
 }
 
 
-def sweep(sweep_dir: Path, *overrides: str, check: bool = True):
+def sweep(sweep_dir: Path, *overrides: str, check: bool = True, schedulers: list[str] = SCHEDULERS):
+    """One `-m` run over `schedulers`, each job in <sweep_dir>/<scheduler>."""
     done = run_cli(
-        ["-m", f"hydra.sweep.dir={sweep_dir}", f"scheduler={','.join(SCHEDULERS)}", *TINY, *overrides],
+        ["-m", f"hydra.sweep.dir={sweep_dir}", f"scheduler={','.join(schedulers)}", *TINY, *overrides],
         cwd=sweep_dir.parent,
         env=fault_env(),
     )
