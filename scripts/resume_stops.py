@@ -40,6 +40,8 @@ COMMON = [
     "trainer.limit_test_batches=2",
     "trainer.deterministic=true",
     "trainer.enable_progress_bar=false",
+    "trainer.num_sanity_val_steps=0",
+    "logger=none",
     "~callbacks.figures",
 ]
 EVERY_STEP = [

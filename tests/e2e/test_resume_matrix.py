@@ -31,6 +31,8 @@ TINY = [
     "trainer.limit_test_batches=2",
     "trainer.deterministic=true",
     "trainer.enable_progress_bar=false",
+    "trainer.num_sanity_val_steps=0",
+    "logger=none",
     "~callbacks.figures",
     "+callbacks.record_lr={_target_:faults.RecordLR,path:${paths.output_dir}/lr.jsonl}",
     "hydra.sweep.subdir=${hydra.runtime.choices.scheduler}",
