@@ -72,3 +72,19 @@ def test_time_to_accuracy_runs_both_recipes_and_tabulates_their_epochs():
     assert recipes == ["`experiment=cifar10_fast`", "`experiment=tutorial_cifar10`"]
     assert all(row[1] == "1" and 0 <= float(row[3]) <= 1 and float(row[2]) > 0 for row in rows[1:])
     assert "86% reached by cifar10_fast:" in output
+
+
+def test_preflight_benchmark_times_the_file_check_against_pil_and_the_checks_within_start_up():
+    rows = table_rows(run_benchmark("preflight"))
+    assert [row[0] for row in rows] == [
+        "check",
+        "PIL Image.open (baseline)",
+        "trainlab header check",
+        "start-up",
+        "first",
+        "later",
+    ]
+    assert rows[1][3] == "1.0x" and ratios(rows[1:3])[1] > 0
+    for row in rows[4:]:
+        checks, total = float(row[1]), float(row[2])
+        assert 0 < checks < total  # the run logged its checks' time, a part of the start-up

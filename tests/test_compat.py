@@ -136,3 +136,33 @@ def test_logging_cadence_resumed_epochs_and_the_loader_state_hook(tmp_path):
     assert first.resumed == [False, False]  # max_steps ends epoch 2 early; its end hooks still run
     resumed = run(epochs=3, ckpt_path=tmp_path / "ckpt" / "last.ckpt")
     assert resumed.resumed == [True, False]  # the epoch resumed mid-way, then a fresh one
+
+
+def test_hydra_start_up_errors_go_through_trainlabs_explanation(capsys):
+    """report_hydra_errors replaces Hydra's reporter: an explained error is one `error:` line and exit 1;
+    an error it does not explain is reported by Hydra as before."""
+    import hydra._internal.utils as hydra_utils
+
+    from trainlab.compat import report_hydra_errors
+
+    before = hydra_utils.run_and_report
+    try:
+        report_hydra_errors(lambda err: f"explained {err}" if isinstance(err, KeyError) else None)
+        assert hydra_utils.run_and_report(lambda: 42) == 42
+
+        def fails(err):
+            def run():
+                raise err
+
+            return run
+
+        with pytest.raises(SystemExit) as stopped:
+            hydra_utils.run_and_report(fails(KeyError("k")))
+        assert stopped.value.code == 1 and capsys.readouterr().err == "error: explained 'k'\n"
+        with pytest.raises(SystemExit):
+            hydra_utils.run_and_report(fails(ValueError("left to hydra")))
+        assert "ValueError: left to hydra" in capsys.readouterr().err  # Hydra's own report
+        report_hydra_errors(lambda err: None)  # installing twice wraps Hydra's, not the previous wrapper
+        assert hydra_utils.run_and_report.__wrapped__ is getattr(before, "__wrapped__", before)
+    finally:
+        hydra_utils.run_and_report = before

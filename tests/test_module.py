@@ -168,3 +168,13 @@ def test_epoch_loss_and_accuracy_are_sample_weighted_and_keep_a_nan():
     assert values["loss"] == pytest.approx((1.0 * 3 + 4.0) / 4) and values["acc"] == pytest.approx(3 / 4)
     metrics.update(torch.tensor(float("nan")), torch.tensor([0]), torch.tensor([0]))
     assert torch.isnan(metrics.compute_and_reset()["loss"])  # a NaN epoch shows, it is not averaged away
+
+
+def test_the_metric_names_it_declares_are_the_ones_it_logs(tmp_path):
+    """Preflight checks monitors against metric_names(); they must be what fit and test really log."""
+    module = make_module()
+    trainer = fit(module, tmp_path, epochs=1)
+    names = module.metric_names()
+    assert set(names["epoch"]) | set(names["step"]) == set(trainer.callback_metrics)
+    trainer.test(module, DataLoader(blobs(32), batch_size=16), verbose=False)
+    assert set(names["test"]) <= set(trainer.callback_metrics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def build(group: str, node: DictConfig, **kwargs: Any) -> Any:
         cause = _user_error(err)
         if cause is not None:
             raise cause from None
-        raise config_error(group, err) from err
+        raise config_error(group, err, unexpected_key_hint(err, node, group)) from err
 
 
 def shipped_options(group: str) -> list[str]:
@@ -68,11 +69,23 @@ def where_defined(group: str) -> str:
     return f"conf/{group}/{option}.yaml" if option else f"the '{group}' config"
 
 
-def config_error(group: str, err: BaseException) -> ConfigError:
+def config_error(group: str, err: BaseException, hint: str = "") -> ConfigError:
     """A build failure of one group as a user error that names the file to look at."""
     return ConfigError(
-        f"Cannot build {group} from {where_defined(group)}: {err}. Check the {group}.* values."
+        f"Cannot build {group} from {where_defined(group)}: {err}.{hint} Check the {group}.* values."
     )
+
+
+def unexpected_key_hint(err: BaseException, node: DictConfig, group: str) -> str:
+    """For `+optim.wd=0.1` (a key the class does not take): the key of the config it was meant for."""
+    from trainlab.preflight.commandline import nearest
+
+    found = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+    if not found or not isinstance(node, DictConfig):
+        return ""
+    key = found.group(1)
+    close = nearest(key, [str(k) for k in node if not str(k).startswith("_") and str(k) != key])
+    return f" Did you mean {group}.{close}?" if close else ""
 
 
 def _user_error(err: BaseException) -> TrainlabError | None:

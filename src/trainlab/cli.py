@@ -27,8 +27,16 @@ def interrupted_exit_code(err: BaseException) -> int:
     return code if isinstance(code, int) and code != 0 else 1
 
 
+def main() -> None:
+    """The `trainlab` / `python -m trainlab` entry: Hydra's command line, start-up errors explained."""
+    from trainlab.preflight import commandline
+
+    commandline.install()
+    train_job()
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def train_job(cfg: DictConfig) -> float | None:
     """Train one configuration; returns best val/acc so Hydra sweepers (e.g. Optuna) can maximize it.
 
     The run's status.json says how it ended (completed, failed with the error, interrupted), for the
@@ -45,6 +53,7 @@ def main(cfg: DictConfig) -> float | None:
         finished = found[0] and nothing_left_to_train(*found[0], cfg.trainer)
     except TrainlabError as err:
         mark_running(run_dir)
+        err.at_start = True  # type: ignore[attr-defined]
         return _failed(run_dir, err)
     if finished:
         # a requeued job of a run that completed: its files and status stay as they are
@@ -76,7 +85,7 @@ def _failed(run_dir: Path, err: TrainlabError) -> None:
     from trainlab.tracking.status import mark_finished
 
     message = user_message(err)
-    mark_finished(run_dir, "failed", message)
+    mark_finished(run_dir, "failed", message, at_start=bool(getattr(err, "at_start", False)))
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         log.error("job failed: %s", message)
         return None

@@ -1,12 +1,13 @@
-"""Lightning internals trainlab relies on, in one place, each with a test (tests/test_compat.py).
+"""Lightning and Hydra internals trainlab relies on, in one place, each with a test (tests/test_compat.py).
 
-Lightning has no public API for these; if an upgrade changes them, the tests here fail first and name
-the function, instead of a resume quietly going wrong.
+Neither has a public API for these; if an upgrade changes them, the tests here fail first and name
+the function, instead of a resume quietly going wrong or an error reaching the user as a traceback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the checkpoint readers serve `python -m trainlab.ckpt`, which does not load Lightning
@@ -95,3 +96,34 @@ def resumed_epoch_in_progress(trainer: L.Trainer) -> bool:
     """Whether the fit loop still counts as restarting: true through an epoch resumed mid-way, at whose
     end Lightning does not step ReduceLROnPlateau (it assumes the monitored value was lost)."""
     return bool(trainer.fit_loop.restarting)
+
+
+def report_hydra_errors(explain: Callable[[BaseException], str | None]) -> None:
+    """Route errors Hydra meets before the task function runs (a bad override, an unknown option, a run
+    dir it cannot create) through `explain`: its text is printed as one `error:` paragraph and the
+    process exits 1. Errors it returns None for keep Hydra's own report.
+
+    Hydra prints these itself, in `hydra._internal.utils.run_and_report`, which it looks up by name
+    when it parses the command line, composes the config and runs the job.
+    """
+    import hydra._internal.utils as hydra_utils
+
+    original = getattr(hydra_utils.run_and_report, "__wrapped__", hydra_utils.run_and_report)
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        try:
+            return func()
+        except Exception as err:
+            message = explain(err)
+            if message is None:
+                caught = err
+                return original(lambda: _reraise(caught))
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(1)
+
+    run_and_report.__wrapped__ = original  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report
+
+
+def _reraise(err: BaseException) -> Any:
+    raise err

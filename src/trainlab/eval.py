@@ -90,8 +90,11 @@ def evaluate(ckpt_path: Path, split: str, out: Path | None, overrides: Sequence[
         )
     loader = split_loader(datamodule, split)
     module = rebuild_module(checkpoint, cfg, classes, ckpt_path, datamodule.class_counts)
+    # the run's config records the accelerator it trained on (e.g. cuda); evaluate wherever this is
+    # run unless told otherwise on the command line
+    asked = [o.split("=", 1)[1] for o in overrides if o.startswith("trainer.accelerator=")]
     trainer = L.Trainer(
-        accelerator=cfg.trainer.get("accelerator", "auto"),
+        accelerator=asked[-1] if asked else "auto",
         devices=1,
         logger=False,
         callbacks=[],

@@ -13,6 +13,14 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 
 PAD = -1  # label positions after a sequence's end
 
+# which way each logged quantity improves, by the last part of its name (val/acc -> acc)
+HIGHER_IS_BETTER = {"acc": True, "acc_best": True, "loss": False, "loss_step": False, "cer": False}
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """True for accuracies, False for losses and error rates, None for names it does not know."""
+    return HIGHER_IS_BETTER.get(metric.rsplit("/", 1)[-1])
+
 
 class StageMetrics(nn.Module):
     """Sample-weighted mean loss and accuracy of one stage over an epoch, synced across devices.
@@ -24,6 +32,8 @@ class StageMetrics(nn.Module):
     (rows: true class, columns: predicted), kept in `last_confusion` after the reset so figures and
     reports can read it once the epoch has ended.
     """
+
+    names = ("loss", "acc")  # the keys of compute_and_reset()
 
     def __init__(self, num_classes: int, confusion: bool = False) -> None:
         super().__init__()
@@ -60,6 +70,7 @@ class SequenceMetrics(nn.Module):
     """
 
     last_confusion = None  # no confusion matrix for sequences
+    names = ("loss", "acc", "cer")  # the keys of compute_and_reset()
 
     def __init__(self) -> None:
         super().__init__()

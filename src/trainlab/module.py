@@ -270,8 +270,23 @@ class ClassifierModule(L.LightningModule):
         optimizers = self.trainer.optimizers if self._trainer is not None else []
         for optimizer in optimizers:
             for i, group in enumerate(optimizer.param_groups):
-                rates[group.get("name") or ("default" if i == 0 else f"group{i}")] = float(group["lr"])
+                rates[group_name(group, i)] = float(group["lr"])
         return rates
+
+    def metric_names(self) -> dict[str, list[str]]:
+        """What this module logs, by when: "epoch" (each epoch's train/ and val/ values, after its
+        validation), "step" (each optimizer step), "test" (only when testing). Monitors are checked
+        against these before training (trainlab.preflight.config.check_monitors)."""
+        epoch = [f"{stage}/{name}" for stage in ("train", "val") for name in self._stage(stage).names]
+        epoch.append("val/acc_best")
+        if self.nonfinite_loss == "skip":
+            epoch.append("train/skipped_batches")
+        groups = self.build_optimizer().param_groups
+        step = ["train/loss_step", *(f"lr/{group_name(group, i)}" for i, group in enumerate(groups))]
+        return {"epoch": epoch, "step": step, "test": [f"test/{name}" for name in self.test_metrics.names]}
+
+    def _stage(self, stage: str) -> Any:
+        return getattr(self, f"{stage}_metrics")
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         """The optimizer over named parameter groups (see trainlab.optim.param_groups)."""
@@ -398,6 +413,11 @@ class ClassifierModule(L.LightningModule):
             _rates(before),
             _rates(self.learning_rates()),
         )
+
+
+def group_name(group: Mapping[str, Any], index: int) -> str:
+    """A param group's name in lr/<name>: its own, else `default` for the first and group<i> after."""
+    return group.get("name") or ("default" if index == 0 else f"group{index}")
 
 
 def _is_plateau(schedule: Mapping[str, Any]) -> bool:

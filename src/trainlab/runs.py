@@ -1,6 +1,7 @@
 """`python -m trainlab.runs [DIR]`: the runs and sweeps under outputs/, compared and ranked.
 
     python -m trainlab.runs                      # every run under ./outputs: one line each
+    python -m trainlab.runs --all                # also the runs refused at start-up (a bad config)
     python -m trainlab.runs outputs/multirun     # only those under a folder (a sweep dir works too)
     python -m trainlab.runs --compare RUN RUN... # config differences and metrics side by side
     python -m trainlab.runs --best [DIR]         # the best run's dir and checkpoint (by val/acc_best)
@@ -23,13 +24,20 @@ RESULT_KEYS = ("val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss", "
 LIST_COLUMNS = ("run", "started", "status", "val/acc_best", "test/acc", "epochs", "duration", "overrides")
 
 
-def list_runs(root: Path) -> str:
-    records = find_runs(root)
+def list_runs(root: Path, show_all: bool = False) -> str:
+    found = find_runs(root)
+    records = found if show_all else [r for r in found if not r.refused]
+    hidden = len(found) - len(records)
+    note = (
+        f"; {hidden} refused at start-up (a config or data error) not shown, --all lists them"
+        if hidden
+        else ""
+    )
     if not records:
-        return f"no runs under {root} (a run dir holds .hydra/overrides.yaml)"
+        return f"no runs under {root} (a run dir holds .hydra/overrides.yaml){note}"
     rows = [list_row(record, root) for record in records]
     sweeps = sorted({r.sweep_dir for r in records if r.sweep_dir is not None})
-    footer = [f"{len(records)} runs, {len(sweeps)} sweeps under {root}"]
+    footer = [f"{len(records)} runs, {len(sweeps)} sweeps under {root}{note}"]
     footer += [f"  sweep {sweep}: summary {sweep / 'summary.md'}" for sweep in sweeps]
     return table(LIST_COLUMNS, rows) + "\n" + "\n".join(footer)
 
@@ -38,7 +46,7 @@ def list_row(record: RunRecord, root: Path) -> list[str]:
     return [
         _relative(record.run_dir, root),
         (record.started or "")[:19].replace("T", " "),
-        record.status,
+        "refused" if record.refused else record.status,
         _number(record.metric("val/acc_best")),
         _number(record.metric("test/acc")),
         str(record.metrics.get("epochs", "")),
@@ -140,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dir", nargs="?", type=Path, default=Path("outputs"), help="where to look (outputs)")
     parser.add_argument("--compare", nargs="+", type=Path, metavar="RUN", help="run dirs to compare")
     parser.add_argument("--best", action="store_true", help="print the best run's dir and checkpoint")
+    parser.add_argument("--all", action="store_true", help="also list runs refused at start-up")
     args = parser.parse_args(argv)
     return exit_code(lambda: print(report(args)))
 
@@ -149,7 +158,7 @@ def report(args: argparse.Namespace) -> str:
         return compare(args.compare)
     if not args.dir.is_dir():
         raise TrainlabError(f"{args.dir} does not exist: give the folder runs were written to (outputs).")
-    return best(args.dir) if args.best else list_runs(args.dir)
+    return best(args.dir) if args.best else list_runs(args.dir, show_all=args.all)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,32 @@ from lightning.pytorch.callbacks import BaseFinetuning, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import trainlab
-from trainlab.build import build, chosen_option, config_error, shipped_options_for, where_defined
+from trainlab.build import (
+    build,
+    chosen_option,
+    config_error,
+    shipped_options_for,
+    unexpected_key_hint,
+    where_defined,
+)
 from trainlab.callbacks.interrupt import CheckpointOnSignal
 from trainlab.callbacks.progress import ThrottledProgressBar
 from trainlab.compat import checkpoint_position
 from trainlab.data.base import ClassificationDataModule
 from trainlab.distributed import SameConfigOnRanks, distributed_job, use_hydra_job_launcher
-from trainlab.errors import ConfigError, DataError
+from trainlab.errors import ConfigError, DataError, TrainlabError
 from trainlab.losses import LossAdapter
 from trainlab.module import ClassifierModule
 from trainlab.optim.checks import check_gradient_kinds
 from trainlab.optim.schedulers import RunLength, build_scheduler, resolve_lengths
+from trainlab.preflight.config import (
+    check_every_key_is_read,
+    check_monitors,
+    check_trains_something,
+    follow_validation_cadence,
+    record_effective_trainer,
+)
+from trainlab.preflight.rehearsal import rehearse
 from trainlab.schema import validate
 from trainlab.tracking.atomic import atomic_write_text, remove_partial_writes
 from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
@@ -46,6 +61,8 @@ def silence_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
     # Epoch metrics are torchmetrics values, already synced across devices when they are logged.
     warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
+    # trainlab says it itself, and records the precision that runs (preflight.config)
+    warnings.filterwarnings("ignore", message=r".*AMP with fp16 is not supported on CPU.*")
 
 
 silence_known_warnings()
@@ -97,7 +114,7 @@ def build_module(cfg: DictConfig, datamodule: ClassificationDataModule) -> Class
         compile=cfg.perf.compile,
         tta=cfg.tta,
     )
-    check_optimizer_and_scheduler(module)
+    check_optimizer_and_scheduler(module, cfg)
     return module
 
 
@@ -173,12 +190,12 @@ def check_model_fits_data(net: torch.nn.Module, datamodule: ClassificationDataMo
         )
 
 
-def check_optimizer_and_scheduler(module: ClassifierModule) -> None:
+def check_optimizer_and_scheduler(module: ClassifierModule, cfg: DictConfig) -> None:
     """Build the optimizer and scheduler once up front, so a bad value fails before any training."""
     try:
         optimizer = module.build_optimizer()
     except (TypeError, ValueError) as err:
-        raise config_error("optim", err) from err
+        raise config_error("optim", err, unexpected_key_hint(err, cfg.optim, "optim")) from err
     check_gradient_kinds(optimizer, module)
     try:
         build_scheduler(module.scheduler_spec, optimizer)
@@ -277,17 +294,11 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
     `resume`: the (file, contents) that cfg.ckpt_path names, when the caller has read it already.
     """
     started = time.perf_counter()
-    validate(cfg)
-    route_lightning_logs_to_hydra()
     output_dir = Path(cfg.paths.output_dir)
-    L.seed_everything(cfg.seed, workers=True)
-    datamodule = prepare_data(cfg)
-    trainer = build_trainer(cfg, datamodule)
-    derive_schedule(cfg, run_length(trainer, datamodule))
-    module = build_module(cfg, datamodule)
+    with refused_at_start():
+        datamodule, trainer, module = preflight(cfg)
+        ckpt_path = checked_resume_checkpoint(cfg, module, trainer, resume)
     record_run(cfg, trainer, output_dir)
-
-    ckpt_path = checked_resume_checkpoint(cfg, module, trainer, resume)
     resume = None  # Lightning reads the file again; its contents need not stay in memory while training
     if trainer.is_global_zero:
         remove_partial_writes(output_dir / "checkpoints")
@@ -317,6 +328,57 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
         write_json(output_dir / "metrics.json", metrics)
         print(summary_line(output_dir, metrics, has_tensorboard=(output_dir / "tensorboard").is_dir()))
     return metrics
+
+
+def preflight(cfg: DictConfig) -> tuple[ClassificationDataModule, L.Trainer, ClassifierModule]:
+    """Build the run's objects, checking each against the config as it comes, and rehearse one step of
+    each split: every mistake the config can hold stops here, before the run dir holds more than logs."""
+    validate(cfg)
+    check_every_key_is_read(cfg)
+    route_lightning_logs_to_hydra()
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = prepare_data(cfg)
+    checks = Stopwatch()
+    with checks:
+        datamodule.check_files()
+    trainer = build_trainer(cfg, datamodule)
+    with checks:
+        record_effective_trainer(cfg, trainer)
+        run = run_length(trainer, datamodule)
+        check_trains_something(trainer, run.steps_per_epoch)
+        follow_validation_cadence(cfg, trainer)
+    derive_schedule(cfg, run)
+    module = build_module(cfg, datamodule)
+    with checks:
+        check_monitors(cfg, module.metric_names(), trainer)
+        rehearse(module, datamodule, trainer)
+    log.info(
+        "preflight: data files, keys, monitors and one step of each split checked in %.2f s", checks.total
+    )
+    return datamodule, trainer, module
+
+
+class Stopwatch:
+    """Seconds spent inside its `with` blocks, added up."""
+
+    total = 0.0
+
+    def __enter__(self) -> None:
+        self._started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.total += time.perf_counter() - self._started
+
+
+@contextlib.contextmanager
+def refused_at_start() -> Iterator[None]:
+    """A user error before training marks the run as refused at start (`at_start`): the run browser
+    hides such runs by default, and nothing was trained or logged."""
+    try:
+        yield
+    except TrainlabError as err:
+        err.at_start = True  # type: ignore[attr-defined]
+        raise
 
 
 @contextlib.contextmanager

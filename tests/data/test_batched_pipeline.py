@@ -13,6 +13,7 @@ import trainlab.data.cache
 from configs import compose_train
 from realformat import CIFAR_CLASSES, write_cifar10_folder, write_image_folder
 from trainlab.build import build
+from trainlab.data.datasets import TensorImageDataset
 from trainlab.data.digit_strings import DigitStringsDataModule
 from trainlab.data.digits import DigitsDataModule
 from trainlab.data.imagefolder import ImageFolderDataModule
@@ -130,3 +131,36 @@ def test_batched_images_take_the_trainers_precision(precision, dtype):
     batch = next(iter(dm.val_dataloader()))
     images, _ = dm.on_after_batch_transfer(batch, 0)
     assert images.dtype == dtype
+
+
+def test_a_normalize_with_other_channels_than_the_images_is_refused_before_loading():
+    three = [ToTensor(), v2.Normalize(mean=[0.5, 0.5, 0.5], std=[0.2, 0.2, 0.2])]
+    with pytest.raises(
+        ConfigError,
+        match=r"data.eval_transforms\[1\] is a Normalize with 3 mean and std values, but "
+        r"data.in_channels=1 makes 1-channel images.*or set data.in_channels=3",
+    ):
+        DigitsDataModule(batch_size=8, in_channels=1, train_transforms=TRAIN, eval_transforms=three)
+    DigitsDataModule(batch_size=8, in_channels=3, train_transforms=TRAIN, eval_transforms=three)  # fits
+    DigitsDataModule(batch_size=8, in_channels=3, train_transforms=TRAIN, eval_transforms=EVAL)  # broadcast
+
+
+@pytest.mark.parametrize("pipeline", ["batched", "torchvision"])
+def test_example_batch_matches_the_loaders_first_eval_batch(pipeline):
+    dm = digits(pipeline)
+    images, labels = dm.example_batch("val", size=5)
+    loaded = next(iter(dm.model_ready(dm.val_dataloader())))
+    assert torch.allclose(images, loaded[0][:5]) and torch.equal(labels, loaded[1][:5])
+
+
+def test_labels_only_validation_has_are_refused():
+    from trainlab.data.base import Splits, check_labels_seen_in_training
+    from trainlab.errors import DataError
+
+    seen = TensorImageDataset(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]), None)
+    unseen = TensorImageDataset(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([1, 2]), None)
+    check_labels_seen_in_training(Splits(seen, seen, None, ["a", "b", "c"]))
+    with pytest.raises(
+        DataError, match=r"The val split has images of class\(es\) \['c'\] that the train split"
+    ):
+        check_labels_seen_in_training(Splits(seen, unseen, None, ["a", "b", "c"]))

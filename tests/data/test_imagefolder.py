@@ -2,6 +2,7 @@ import shutil
 from collections import Counter
 
 import pytest
+import torch
 
 from realformat import write_image_folder
 from trainlab.data.imagefolder import ImageFolderDataModule
@@ -110,3 +111,37 @@ def test_shared_rmb_is_read_when_present(shared_rmb):
     dm = make(shared_rmb, **RMB)
     assert labels_of(dm.splits.train) == {0: 80, 1: 80}
     assert len(dm.splits.val) == 20 and len(dm.splits.test) == 20
+
+
+def test_one_class_is_refused(tmp_path):
+    write_image_folder(tmp_path, ["only"], per_class=6)
+    with pytest.raises(DataError, match=r"found 1 class \(only\): a classifier needs at least 2"):
+        make(tmp_path)
+
+
+def test_file_check_names_files_that_cannot_be_images(tmp_path):
+    for split in ("train", "val", "test"):
+        write_image_folder(tmp_path / split, ["a", "b"], per_class=3)
+    (tmp_path / "test" / "b" / "notes.jpg").write_text("not an image")
+    (tmp_path / "val" / "a" / "empty.png").write_bytes(b"")
+    dm = make(tmp_path)
+    with pytest.raises(DataError) as raised:
+        dm.check_files()
+    text = str(raised.value)
+    assert text.startswith("2 image file(s) cannot be read")
+    assert f"{tmp_path / 'val' / 'a' / 'empty.png'} (the file is empty)" in text
+    assert f"{tmp_path / 'test' / 'b' / 'notes.jpg'} (not an image" in text
+    (tmp_path / "test" / "b" / "notes.jpg").unlink()
+    (tmp_path / "val" / "a" / "empty.png").unlink()
+    make(tmp_path).check_files()  # every other file passes
+
+
+def test_example_batch_is_the_first_samples_as_the_model_gets_them(rmb_root):
+    dm = make(rmb_root, **RMB, pipeline="torchvision")
+    images, labels = dm.example_batch("val", size=3)
+    assert images.shape == (3, 3, 32, 32) and images.dtype == torch.float32
+    assert labels.tolist() == list(dm.splits.val.labels[:3])
+    state = torch.get_rng_state()
+    first, _ = dm.example_batch("train", size=3)
+    again, _ = dm.example_batch("train", size=3)
+    assert torch.equal(first, again) and torch.equal(torch.get_rng_state(), state)  # seeded per sample

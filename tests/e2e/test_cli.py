@@ -136,16 +136,19 @@ def test_cifar10_format_built_from_real_images_learns(cli, shared_cifar_train, t
 
 def test_unknown_option_lists_the_available_ones(cli):
     result = cli("data=nope")
-    assert result.returncode != 0
-    assert "Could not find 'data/nope'" in result.stderr
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(
+        "error: data=nope is not an option of the data config group. The options: "
+    )
     for option in ("cifar10", "digits", "imagefolder", "rmb"):
         assert option in result.stderr
 
 
 def test_a_misspelled_key_is_named_before_anything_runs(cli):
     result = cli("trainer.max_epoch=3")
-    assert result.returncode == 1
-    assert "Could not override 'trainer.max_epoch'" in result.stderr and "not in struct" in result.stderr
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: trainer.max_epoch=3: trainer has no key 'max_epoch'")
+    assert "Did you mean trainer.max_epochs=3?" in result.stderr
     assert not result.run_dir.exists()
 
 

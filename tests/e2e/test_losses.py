@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from conftest import run_cli
 from trainlab.build import shipped_options_for
 
 pytestmark = pytest.mark.slow
@@ -28,11 +30,30 @@ LOSSES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> Path:
+    """`python -m trainlab -m data=digits loss=<every classification loss> trainer.max_epochs=10`: one
+    sweep, so the 20 runs share one process start-up; figures and the test stage are not asserted here."""
+    cwd = tmp_path_factory.mktemp("loss_zoo")
+    names = ",".join(shipped_options_for("loss", "classification"))
+    sweep = [f"hydra.sweep.dir={cwd / 'sweep'}", "hydra.sweep.subdir=${hydra.runtime.choices.loss}"]
+    quiet = ["logger=none", "test=false", "~callbacks.figures", "trainer.enable_progress_bar=false"]
+    run_cli(
+        ["-m", "data=digits", f"loss={names}", "trainer.max_epochs=10", *quiet, *sweep],
+        cwd=cwd,
+        timeout=3000,
+    )
+    return cwd / "sweep"
+
+
+@pytest.mark.timeout(3000)  # the first one waits for the whole sweep
 @pytest.mark.parametrize("name", LOSSES)
-def test_loss_trains_digits_to_90_percent(cli, name):
+def test_loss_trains_digits_to_90_percent(zoo, name):
     """`python -m trainlab data=digits loss=<name> trainer.max_epochs=10` reaches val/acc >= 0.90."""
-    metrics = cli("data=digits", f"loss={name}", "trainer.max_epochs=10", "logger=none").check().metrics
-    assert metrics["val/acc"] >= 0.90, metrics
+    status = json.loads((zoo / name / "status.json").read_text())
+    assert status["status"] == "completed", status
+    metrics = json.loads((zoo / name / "metrics.json").read_text())
+    assert metrics["val/acc"] >= 0.90 and metrics["epochs"] == 10, metrics
 
 
 def test_reduction_none_trains_and_logs_the_per_sample_loss_histogram(cli):

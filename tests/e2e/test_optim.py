@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from configs import options
+from conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -15,13 +19,44 @@ NEEDS = {"sparse_adam": ["model=bag_of_pixels"]}  # SparseAdam takes sparse grad
 EPOCHS = {"lbfgs": 2}
 
 
-@pytest.mark.parametrize("name", options("optim"))
-def test_optimizer_trains_digits_to_90_percent_within_10_epochs(cli, name):
-    epochs = EPOCHS.get(name, 10)
-    result = cli(
-        "data=digits", f"optim={name}", f"trainer.max_epochs={epochs}", "logger=none", *NEEDS.get(name, [])
+QUIET = ["logger=none", "test=false", "~callbacks.figures", "trainer.enable_progress_bar=false"]
+SWEPT = [name for name in options("optim") if name not in NEEDS and name not in EPOCHS]
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> Path:
+    """The optimizers that need nothing special, as one sweep (one process start-up for all); figures
+    and the test stage are not asserted here."""
+    cwd = tmp_path_factory.mktemp("optim_zoo")
+    sweep = [f"hydra.sweep.dir={cwd / 'sweep'}", "hydra.sweep.subdir=${hydra.runtime.choices.optim}"]
+    run_cli(
+        ["-m", "data=digits", f"optim={','.join(SWEPT)}", "trainer.max_epochs=10", *QUIET, *sweep],
+        cwd=cwd,
+        timeout=3000,
     )
-    assert result.check().metrics["val/acc"] >= 0.90, result.metrics
+    return cwd / "sweep"
+
+
+@pytest.mark.timeout(3000)  # the first one waits for the whole sweep
+@pytest.mark.parametrize("name", options("optim"))
+def test_optimizer_trains_digits_to_90_percent_within_10_epochs(zoo, tmp_path, name):
+    epochs = EPOCHS.get(name, 10)
+    if name in SWEPT:
+        run_dir = zoo / name
+        status = json.loads((run_dir / "status.json").read_text())
+        assert status["status"] == "completed", status
+    else:
+        run_dir = tmp_path / "run"
+        overrides = [
+            "data=digits",
+            f"optim={name}",
+            f"trainer.max_epochs={epochs}",
+            *QUIET,
+            *NEEDS.get(name, []),
+        ]
+        run_cli(overrides, cwd=tmp_path, run_dir=run_dir).check()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["val/acc"] >= 0.90 and metrics["epochs"] == epochs, metrics
 
 
 def test_sparse_adam_on_a_dense_model_fails_before_training(cli):

@@ -58,6 +58,11 @@ class ClassificationDataModule(L.LightningDataModule):
         _require_int("data.image_size", image_size, minimum=1)
         if in_channels not in (1, 3):
             raise ConfigError(f"data.in_channels={in_channels} is not supported: use 1 (grey) or 3 (RGB).")
+        for key, transforms in (
+            ("data.train_transforms", train_transforms),
+            ("data.eval_transforms", eval_transforms),
+        ):
+            check_normalize_channels(key, transforms or [], in_channels)
         self.configured_num_classes = num_classes
         self.in_channels = in_channels
         self.image_size = image_size
@@ -92,7 +97,52 @@ class ClassificationDataModule(L.LightningDataModule):
         for name in ("train", "val"):
             if len(getattr(splits, name)) == 0:
                 raise DataError(f"The {name} split of {type(self).__name__} is empty: add more images.")
+        if found < 2:
+            raise DataError(
+                f"{type(self).__name__} found {found} class ({', '.join(splits.classes) or 'none'}): a "
+                "classifier needs at least 2. Put each class's images in a folder of its own."
+            )
+        if self.task == "classification":
+            check_labels_seen_in_training(splits)
         self.splits = splits
+
+    def check_files(self) -> None:
+        """Every image file of every split can be opened as an image (a header check; see
+        trainlab.data.datasets.unreadable_files). Datasets held in memory have nothing to check."""
+        splits = self._require_setup()
+        problems: dict[Any, str] = {}
+        for dataset in (splits.train, splits.val, splits.test):
+            check = getattr(dataset, "unreadable_files", None)
+            if check is not None:
+                problems.update(check())
+        if problems:
+            shown = "; ".join(f"{path} ({why})" for path, why in list(problems.items())[:5])
+            more = " ..." if len(problems) > 5 else ""
+            raise DataError(
+                f"{len(problems)} image file(s) cannot be read: {shown}{more}. "
+                "Replace or remove them, or set data.skip_bad_images=true to leave unreadable images out."
+            )
+
+    def example_batch(self, split: str, size: int = 8) -> tuple[torch.Tensor, Any] | None:
+        """The first `size` samples of `split` as the model receives them: loaded, transformed (the
+        training split with its augmentation, seeded per sample) and collated as in training; None for
+        a split the data does not have. Draws nothing from the global random generators."""
+        dataset = getattr(self._require_setup(), split)
+        if dataset is None or len(dataset) == 0:
+            return None
+        count = min(size, len(dataset))
+        seed = int(self.seed)
+        keys: list[Any] = [(i, seed) for i in range(count)] if split == "train" else list(range(count))
+        # a generator of its own: a loader draws its workers' base seed when it starts
+        loader = DataLoader(
+            dataset, batch_size=count, sampler=keys, collate_fn=collate_batch, generator=torch.Generator()
+        )
+        batch = next(iter(loader))
+        if self.batch_transforms:
+            images, labels, seeds = batch
+            stage = "train" if split == "train" else "eval"
+            batch = (self.batch_transforms[stage](images, seeds), labels)
+        return batch
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """data.pipeline=batched: augment and normalize the raw uint8 batch where it now is (the device)."""
@@ -248,6 +298,39 @@ class _EvalBatches:
 
 
 PIPELINES = ("torchvision", "batched")
+
+
+def check_normalize_channels(key: str, transforms: Sequence[Any], in_channels: int) -> None:
+    """A Normalize with one mean/std per channel must have as many as the images have channels (one
+    value is broadcast to all)."""
+    for index, transform in enumerate(transforms):
+        mean = getattr(transform, "mean", None)
+        if mean is None or not hasattr(transform, "std") or isinstance(mean, float | int):
+            continue
+        if len(mean) not in (1, in_channels):
+            raise ConfigError(
+                f"{key}[{index}] is a {type(transform).__name__} with {len(mean)} mean and std values, but "
+                f"data.in_channels={in_channels} makes {in_channels}-channel images: give it {in_channels} "
+                f"value{'s' if in_channels > 1 else ''} or one for all channels (e.g. mean: [0.5], std: "
+                f"[0.5]){f', or set data.in_channels={len(mean)}' if len(mean) in (1, 3) else ''}."
+            )
+
+
+def check_labels_seen_in_training(splits: Splits) -> None:
+    """A class that validation or test score but training never showed cannot be learned."""
+    trained = set(torch.as_tensor(splits.train.labels).tolist())
+    for name in ("val", "test"):
+        dataset = getattr(splits, name)
+        if dataset is None or not hasattr(dataset, "labels"):
+            continue
+        unseen = sorted(set(torch.as_tensor(dataset.labels).tolist()) - trained)
+        if unseen:
+            names = [splits.classes[i] for i in unseen if 0 <= i < len(splits.classes)]
+            raise DataError(
+                f"The {name} split has images of class(es) {names} that the train split has none of, so "
+                "the model could never learn them: add training images of those classes, or change the "
+                "split (data.split, or the folders of a split layout)."
+            )
 
 
 def check_pipeline(pipeline: str, module: type) -> str:

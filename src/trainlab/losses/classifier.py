@@ -7,6 +7,7 @@ losses. Adding a form is one entry in either table.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,17 @@ INPUT_FORMS: Mapping[str, InputForm] = {
     "probs": lambda logits: logits.softmax(dim=1),
     "log_probs": lambda logits: logits.log_softmax(dim=1),
     "sigmoid": torch.sigmoid,
+}
+
+
+# The input forms a torch criterion is made for, and why (torch.nn's docs): another form is legal and
+# trains, but not as the criterion means (softmax applied twice, or raw scores as log-probabilities).
+NATIVE_INPUTS: Mapping[str, tuple[frozenset[str], str]] = {
+    "CrossEntropyLoss": (frozenset({"logits", "log_probs"}), "applies log-softmax to its input itself"),
+    "BCEWithLogitsLoss": (frozenset({"logits"}), "applies a sigmoid to its input itself"),
+    "MultiLabelSoftMarginLoss": (frozenset({"logits"}), "applies a sigmoid to its input itself"),
+    "NLLLoss": (frozenset({"log_probs"}), "expects log-probabilities"),
+    "KLDivLoss": (frozenset({"log_probs"}), "expects log-probabilities (log_target=false)"),
 }
 
 
@@ -54,6 +66,37 @@ class ClassifierLoss(LossAdapter):
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         target = self.target_form(labels, logits.shape[1], self.smoothing)
         return self.criterion(self.input_form(logits), target)
+
+    def input_advice(self) -> str | None:
+        """A warning when loss.input is not the form the criterion is made for (None when it is)."""
+        name = type(self.criterion).__name__
+        native, why = NATIVE_INPUTS.get(name, (frozenset(), ""))
+        if name == "PoissonNLLLoss":
+            log_input = getattr(self.criterion, "log_input", True)
+            native = frozenset({"logits", "log_probs"} if log_input else {"probs", "sigmoid"})
+            why = f"with log_input={str(log_input).lower()} expects {'log-rates' if log_input else 'rates'}"
+        if not native or self.input_name in native:
+            return None
+        return (
+            f"loss.input={self.input_name}: {name} {why}, so it trains on something else than it is made "
+            f"for; loss.input={' or '.join(sorted(native))} is its form."
+        )
+
+    def forms_that_fit(self, logits: torch.Tensor, labels: torch.Tensor) -> list[tuple[str, str]]:
+        """The (input, target) forms with which the criterion takes these outputs and labels without an
+        error or a shape-broadcast warning: what to suggest when the configured pair does not fit."""
+        fitting = []
+        for input_name, input_form in INPUT_FORMS.items():
+            for target_name, target_form in TARGET_FORMS.items():
+                try:
+                    with warnings.catch_warnings(), torch.no_grad():
+                        warnings.simplefilter("error", UserWarning)
+                        target = target_form(labels, logits.shape[1], self.smoothing)
+                        self.criterion(input_form(logits.float()), target)
+                except Exception:  # any failure means "does not fit"
+                    continue
+                fitting.append((input_name, target_name))
+        return fitting
 
     def extra_repr(self) -> str:
         return f"input={self.input_name}, target={self.target_name}, smoothing={self.smoothing}"

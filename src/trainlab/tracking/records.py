@@ -29,6 +29,12 @@ class RunRecord:
     duration_s: float | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     job: str = ""  # the job number within a sweep; '' for a single run
+    at_start: bool = False  # failed before training: nothing was trained or logged
+
+    @property
+    def refused(self) -> bool:
+        """A run that stopped at start-up on a config or data error (see trainlab.preflight)."""
+        return self.status == "failed" and self.at_start
 
     @property
     def sweep_dir(self) -> Path | None:
@@ -73,6 +79,7 @@ def read_run(run_dir: Path) -> RunRecord:
         duration_s=float(duration) if isinstance(duration, int | float) else None,
         metrics=metrics,
         job="" if job is None else str(job),
+        at_start=bool(status.get("at_start")),
     )
 
 

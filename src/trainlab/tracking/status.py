@@ -64,8 +64,9 @@ def _host() -> str:
     return socket.gethostname()
 
 
-def mark_finished(run_dir: Path, status: str, error: str | None = None) -> None:
-    """Record the outcome, keeping the start time written by mark_running."""
+def mark_finished(run_dir: Path, status: str, error: str | None = None, at_start: bool = False) -> None:
+    """Record the outcome, keeping the start time written by mark_running. `at_start`: the run failed
+    before training (a config or data error found by preflight); the run browser hides such runs."""
     if status not in STATUSES[1:]:
         raise ValueError(f"unknown final status {status!r}")
     if not _is_rank_zero():
@@ -73,6 +74,8 @@ def mark_finished(run_dir: Path, status: str, error: str | None = None) -> None:
     started = (read_status(run_dir) or {}).get("started")
     ended = _now()
     record: dict[str, Any] = {"status": status, "started": started, "ended": ended, "error": error}
+    if at_start:
+        record["at_start"] = True
     if started:
         record["duration_s"] = round(
             (

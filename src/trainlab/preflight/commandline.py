@@ -1,0 +1,117 @@
+"""What Hydra refuses on the command line, as one `error:` paragraph with the key that fits.
+
+Hydra's own reports are several lines of its internals, and its hint for a misspelled key
+("To append to your config use +optimizer=adam") adds a key that nothing reads: the run then trains
+with the option it was meant to replace. Here a key that is not in the config gets the nearest valid
+key instead, an unknown option the nearest option, and a run dir that cannot be created the setting
+that names it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+from trainlab.compat import report_hydra_errors
+
+
+def install() -> None:
+    """Explain Hydra's start-up errors with `explain` (see trainlab.compat.report_hydra_errors)."""
+    report_hydra_errors(explain)
+
+
+def explain(err: BaseException) -> str | None:
+    """One paragraph for an error Hydra raised before the run started, or None to let Hydra report it."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options is not None:
+        return unknown_option(err.missing_cfg_file, list(err.options))
+    if isinstance(err.__cause__, ConfigKeyError | ConfigAttributeError):
+        return unknown_key(err, err.__cause__)
+    if isinstance(err, OSError) and _raised_by_hydra(err.__traceback__):
+        return unusable_run_dir(err, multirun=bool({"-m", "--multirun"} & set(sys.argv)))
+    if isinstance(err, OverrideParseException):
+        return f"Cannot read the override {err.override}: {one_paragraph(str(err))}"
+    if isinstance(err, CompactHydraException):
+        return one_paragraph(str(err))
+    return None
+
+
+def nearest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate a misspelled or differently spelled `name` most likely meant, or None: one whose
+    words' initials it is or that are its initials (learning_rate -> lr, wd -> weight_decay), else the
+    closest spelling (difflib's ratio >= 0.6)."""
+    candidates = sorted(candidates)
+    for candidate in candidates:
+        if len(candidate) > 1 and (initials(name) == candidate or initials(candidate) == name):
+            return candidate
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def initials(name: str) -> str:
+    words = [word for word in name.split("_") if word]
+    return "".join(word[0] for word in words) if len(words) > 1 else ""
+
+
+def unknown_option(missing: str, options: Sequence[str]) -> str:
+    group, _, name = missing.rpartition("/")
+    close = nearest(name, options)
+    hint = f" Did you mean {group}={close}?" if close else ""
+    listing = ", ".join(options)
+    return f"{group}={name} is not an option of the {group} config group.{hint} The options: {listing}."
+
+
+def unknown_key(err: BaseException, cause: ConfigKeyError | ConfigAttributeError) -> str:
+    """A key that is not in the composed config: `optim.learning_rate=0.1`, or `optimizer=adam`."""
+    full_key = str(cause.full_key or cause.key)
+    typed = re.search(r"use \+(\S+)", str(err))
+    line = typed.group(1) if typed else full_key
+    value = line.partition("=")[2]
+    parent, _, leaf = full_key.rpartition(".")
+    keys = [
+        str(k) for k in getattr(cause.parent_node, "keys", list)() if str(k) != "hydra" and str(k)[0] != "_"
+    ]
+    where = f"{parent} has no key {leaf!r}" if parent else f"{leaf!r} is neither a config group nor a key"
+    close = nearest(leaf, keys)
+    if close:
+        fixed = f"{parent + '.' if parent else ''}{close}"
+        hint = f" Did you mean {fixed}={value}?" if value else f" Did you mean {fixed}?"
+    else:
+        hint = ""
+    listing = f" The keys{' of ' + parent if parent else ''}: {', '.join(keys)}." if keys else ""
+    return (
+        f"{line}: {where}, so nothing would read it.{hint}{listing} "
+        "`python -m trainlab --cfg job` prints the whole config."
+    )
+
+
+def unusable_run_dir(err: OSError, multirun: bool) -> str:
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    path = f" {err.filename}" if err.filename else ""
+    return (
+        f"Cannot create the run dir{path}: {err.strerror or err}. Set {key} to a folder you can write to, "
+        f"e.g. {key}=outputs/my_run."
+    )
+
+
+def one_paragraph(text: str) -> str:
+    """Hydra's multi-line message on one line, without its config search path listing."""
+    text = text.split("Config search path:")[0]
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _raised_by_hydra(tb: TracebackType | None) -> bool:
+    """Whether Hydra's own code raised (creating the run or sweep dir, opening its log file), not
+    trainlab's task code, which Hydra's job runner also calls."""
+    files = []
+    while tb is not None:
+        files.append(Path(tb.tb_frame.f_code.co_filename).parts)
+        tb = tb.tb_next
+    first_hydra = next((i for i, parts in enumerate(files) if "hydra" in parts), None)
+    return first_hydra is not None and not any("trainlab" in parts for parts in files[first_hydra:])
