@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,37 @@ class CrashInValidation(Callback):
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking and trainer.current_epoch == self.epoch:
             raise RuntimeError(f"fault: crashed in the validation of epoch {self.epoch + 1}")
+
+
+class SignalInStage(Callback):
+    """The process sends itself signal `signame` at the start of `stage`: `fit` (before the sanity check,
+    so outside the graceful stop of training), `test` (its first batch) or `test_end` (testing done)."""
+
+    def __init__(self, stage: str, signame: str = "SIGTERM") -> None:
+        self.stage = stage
+        self.signum = signal.Signals[signame]
+
+    def _send(self, stage: str) -> None:
+        if stage == self.stage:
+            os.kill(os.getpid(), self.signum)
+            time.sleep(1)  # the handler runs between bytecodes: in the next instruction at the latest
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._send("fit")
+
+    def on_test_batch_start(self, *args: Any) -> None:
+        self._send("test")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._send("test_end")
+
+
+class KillRankAtStep(Callback):
+    """Under DDP, rank `rank` dies with SIGKILL (as the OOM killer does it) at optimizer step `step`."""
+
+    def __init__(self, step: int, rank: int = 1) -> None:
+        self.step, self.rank = step, rank
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_rank == self.rank and trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -28,5 +28,5 @@ def test_resume_stops_quick_ends_every_resumed_run_with_the_uninterrupted_metric
         timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "5 of 5 resumed runs end with the uninterrupted run's metrics.json" in done.stdout
-    assert done.stdout.count("| equal |") == 5
+    assert "6 of 6 resumed runs end with the uninterrupted run's metrics.json" in done.stdout
+    assert done.stdout.count("| equal |") == 6 and "| kill -9 |" in done.stdout

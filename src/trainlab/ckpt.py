@@ -8,9 +8,7 @@ Adam moments and step counts, with shapes), and the schedulers' state.
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,9 +28,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise TrainlabError(f"Checkpoint {path} is empty (0 bytes): it was never fully written.")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as err:
+    except Exception as err:  # any file can be named here: text, another zip, a pickle of anything
+        cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TrainlabError(
-            f"Checkpoint {path} cannot be read ({err}); it is truncated or not a checkpoint."
+            f"Checkpoint {path} cannot be read ({cause}); it is truncated or not a checkpoint."
         ) from err
     if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
         raise TrainlabError(f"{path} is not a Lightning checkpoint (no state_dict).")

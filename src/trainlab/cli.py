@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -18,19 +19,29 @@ log = logging.getLogger("trainlab")
 
 
 def interrupted_exit_code(err: BaseException) -> int:
-    """128 + SIGTERM (143) for a SIGTERM, as schedulers expect; else the exit's own code, never 0."""
+    """128 + the signal that stopped the run (143 SIGTERM, 130 SIGINT), as schedulers and shells expect;
+    else the exit's own code, never 0."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from trainlab.signals import last_signal
 
     if isinstance(err, SIGTERMException):
         return 128 + signal.SIGTERM
     code = err.code if isinstance(err, SystemExit) else None
+    if isinstance(code, int) and code > 128:
+        return code
+    if last_signal() is not None:
+        return 128 + last_signal()
     return code if isinstance(code, int) and code != 0 else 1
 
 
 def main() -> None:
-    """The `trainlab` / `python -m trainlab` entry: Hydra's command line, start-up errors explained."""
+    """The `trainlab` / `python -m trainlab` entry: Hydra's command line, start-up errors explained,
+    signals handled from the first line on."""
     from trainlab.preflight import commandline
+    from trainlab.signals import stop_on_signals
 
+    stop_on_signals()
     commandline.install()
     train_job()
 
@@ -39,15 +50,31 @@ def main() -> None:
 def train_job(cfg: DictConfig) -> float | None:
     """Train one configuration; returns best val/acc so Hydra sweepers (e.g. Optuna) can maximize it.
 
-    The run's status.json says how it ended (completed, failed with the error, interrupted), for the
-    run browser and sweep summaries.
+    The run dir is held by this process for the job (trainlab.tracking.lock); its status.json says how
+    the run ended (completed, failed with the error, interrupted), for the run browser and sweep
+    summaries.
     """
+    from trainlab.tracking.atomic import remove_partial_writes
+    from trainlab.tracking.lock import RunDirInUse, run_dir_lock
+    from trainlab.tracking.status import _is_rank_zero
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        with run_dir_lock(run_dir) if _is_rank_zero() else contextlib.nullcontext():
+            if _is_rank_zero():
+                remove_partial_writes(run_dir, recursive=True)  # what a killed writer left, anywhere
+            return _run_job(cfg, run_dir)
+    except RunDirInUse as err:  # the run dir and its status.json belong to the other process
+        return _report(err)
+
+
+def _run_job(cfg: DictConfig, run_dir: Path) -> float | None:
     from trainlab.callbacks.interrupt import TrainingInterrupted
+    from trainlab.signals import last_signal
     from trainlab.tracking.resume import checkpoint_to_resume, nothing_left_to_train
     from trainlab.tracking.status import mark_finished, mark_running
     from trainlab.train import train  # heavy imports after Hydra has parsed the command line
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         found = [checkpoint_to_resume(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))]
         finished = found[0] and nothing_left_to_train(*found[0], cfg.trainer)
@@ -65,10 +92,15 @@ def train_job(cfg: DictConfig) -> float | None:
     except TrainlabError as err:
         return _failed(run_dir, err)
     except (KeyboardInterrupt, SystemExit) as err:
-        # trainlab stops on SIGTERM/SIGINT with a checkpoint (TrainingInterrupted); outside training,
-        # Lightning turns SIGTERM into SIGTERMException, a SystemExit without a code, which would exit 0:
-        # a stopped run must never look like a finished one
-        message = str(err) if isinstance(err, TrainingInterrupted) else f"interrupted ({type(err).__name__})"
+        # trainlab stops on SIGTERM/SIGINT with a checkpoint while fitting (TrainingInterrupted), at once
+        # elsewhere; Lightning turns SIGTERM into SIGTERMException, a SystemExit without a code, and a
+        # KeyboardInterrupt into exit 1: a stopped run must never look like a finished one
+        if isinstance(err, TrainingInterrupted):
+            message = str(err)
+        else:
+            signum = last_signal()
+            cause = signal.Signals(signum).name if signum else type(err).__name__
+            message = f"interrupted by {cause} ({type(err).__name__}); {_resume_hint(run_dir)}"
         mark_finished(run_dir, "interrupted", message)
         print(f"trainlab: {message}", file=sys.stderr)
         sys.exit(interrupted_exit_code(err))
@@ -79,6 +111,26 @@ def train_job(cfg: DictConfig) -> float | None:
     return metrics.get("val/acc_best")
 
 
+def _resume_hint(run_dir: Path) -> str:
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        return (
+            f"the last checkpoint is {last}: the same command plus hydra.run.dir={run_dir} ckpt_path=last "
+            "resumes from it (or tests it when training had ended)"
+        )
+    return "no checkpoint was written yet: run the command again"
+
+
+def _report(err: TrainlabError) -> None:
+    """One paragraph on stderr and exit 1 (in a sweep: logged, and the other jobs run)."""
+    message = user_message(err)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        log.error("job failed: %s", message)
+        return None
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
 def _failed(run_dir: Path, err: TrainlabError) -> None:
     """A user error: recorded in status.json; one paragraph on stderr and exit 1 (in a sweep: the job
     is recorded as failed and the others run, see trainlab.tracking.sweep)."""
@@ -86,8 +138,4 @@ def _failed(run_dir: Path, err: TrainlabError) -> None:
 
     message = user_message(err)
     mark_finished(run_dir, "failed", message, at_start=bool(getattr(err, "at_start", False)))
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
-        log.error("job failed: %s", message)
-        return None
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(1)
+    return _report(err)

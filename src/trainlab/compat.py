@@ -127,3 +127,42 @@ def report_hydra_errors(explain: Callable[[BaseException], str | None]) -> None:
 
 def _reraise(err: BaseException) -> Any:
     raise err
+
+
+def child_rank_processes(trainer: L.Trainer) -> list[Any]:
+    """The processes of ranks 1..N-1 that this process started (Lightning's script launcher keeps them
+    in `procs`, rank r at index r - 1); empty when it started none."""
+    launcher = getattr(trainer.strategy, "launcher", None)
+    return list(getattr(launcher, "procs", None) or [])
+
+
+def on_rank_death(report: Callable[[list[tuple[int, int, int]]], None]) -> None:
+    """When a child rank dies, call `report` with (rank, pid, exit code) of the dead ones, then end this
+    process with exit code 1 (the other child ranks killed first).
+
+    Lightning's launcher watches its child ranks from a thread and, when one dies, kills the others and
+    this process with SIGKILL (a rank may hang in a collective, where no signal handler runs), so nothing
+    would say which rank died. The thread is not blocked, so it can report first.
+    """
+    import os
+
+    from lightning.fabric.strategies.launchers import subprocess_script
+
+    observer = subprocess_script._ChildProcessObserver
+    original = getattr(observer._terminate_all, "__wrapped__", observer._terminate_all)
+
+    def _terminate_all(self: Any) -> None:
+        died = [
+            (rank, p.pid, p.returncode) for rank, p in enumerate(self._child_processes, 1) if p.returncode
+        ]
+        for proc in self._child_processes:
+            if proc.poll() is None:
+                proc.kill()
+        try:
+            report(died)
+        finally:
+            sys.stderr.flush()
+            os._exit(1)
+
+    _terminate_all.__wrapped__ = original  # type: ignore[attr-defined]
+    observer._terminate_all = _terminate_all

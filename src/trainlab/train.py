@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import signal
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -26,7 +29,7 @@ from trainlab.build import (
 )
 from trainlab.callbacks.interrupt import CheckpointOnSignal
 from trainlab.callbacks.progress import ThrottledProgressBar
-from trainlab.compat import checkpoint_position
+from trainlab.compat import checkpoint_position, child_rank_processes, on_rank_death
 from trainlab.data.base import ClassificationDataModule
 from trainlab.distributed import SameConfigOnRanks, distributed_job, use_hydra_job_launcher
 from trainlab.errors import ConfigError, DataError, TrainlabError
@@ -43,7 +46,7 @@ from trainlab.preflight.config import (
 )
 from trainlab.preflight.rehearsal import rehearse
 from trainlab.schema import validate
-from trainlab.tracking.atomic import atomic_write_text, remove_partial_writes
+from trainlab.tracking.atomic import atomic_write_text
 from trainlab.tracking.checkpoint_io import AtomicCheckpointIO
 from trainlab.tracking.hparams import CHOICE_GROUPS, run_hparams
 from trainlab.tracking.resume import check_checkpoint_fits, checkpoint_to_resume
@@ -299,10 +302,14 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
         datamodule, trainer, module = preflight(cfg)
         ckpt_path = checked_resume_checkpoint(cfg, module, trainer, resume)
     record_run(cfg, trainer, output_dir)
+    if trainer.world_size > 1:
+        on_rank_death(
+            functools.partial(
+                report_dead_ranks, output_dir, last_checkpoint_file(trainer.callbacks, output_dir)
+            )
+        )
     resume = None  # Lightning reads the file again; its contents need not stay in memory while training
-    if trainer.is_global_zero:
-        remove_partial_writes(output_dir / "checkpoints")
-    with distributed_job(trainer), named_worker_deaths():
+    with distributed_job(trainer), named_rank_deaths(trainer), named_worker_deaths():
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         stop_if_signalled(trainer)
         metrics: dict[str, Any] = {key: to_number(trainer.callback_metrics.get(key)) for key in METRIC_KEYS}
@@ -379,6 +386,67 @@ def refused_at_start() -> Iterator[None]:
     except TrainlabError as err:
         err.at_start = True  # type: ignore[attr-defined]
         raise
+
+
+@contextlib.contextmanager
+def named_rank_deaths(trainer: L.Trainer) -> Iterator[None]:
+    """A rank process that died (killed for memory, by the cluster, kill -9) leaves the others with a
+    collective's connection error; name the rank, the last checkpoint and the resume command."""
+    try:
+        yield
+    except Exception as err:
+        died = dead_ranks(trainer)
+        if not died:
+            raise
+        raise RankDied(died, last_checkpoint_file(trainer.callbacks, Path(trainer.default_root_dir))) from err
+
+
+def dead_ranks(trainer: L.Trainer, wait_s: float = 1.0) -> list[tuple[int, int, int]]:
+    """(rank, pid, exit code) of the child ranks that ended with an error (a killed one has a negative
+    code, the signal); waits up to `wait_s` for a dying one to be reaped."""
+    procs = child_rank_processes(trainer)
+    deadline = time.monotonic() + wait_s
+    while procs:
+        died = [(rank, p.pid, p.returncode) for rank, p in enumerate(procs, 1) if p.poll() not in (None, 0)]
+        if died or time.monotonic() > deadline:
+            return died
+        time.sleep(0.05)
+    return []
+
+
+def report_dead_ranks(run_dir: Path, last: Path, died: list[tuple[int, int, int]]) -> None:
+    """From the launcher's watcher thread, just before the process ends: the run's status and the one
+    paragraph, as a RankDied raised in the main thread would leave them."""
+    from trainlab.tracking.status import mark_finished
+
+    message = str(RankDied(died, last))
+    mark_finished(run_dir, "failed", message)
+    print(f"error: {message}", file=sys.stderr)
+
+
+class RankDied(TrainlabError):
+    def __init__(self, died: list[tuple[int, int, int]], last: Path) -> None:
+        ranks = ", ".join(f"rank {rank} (pid {pid}, {how_it_ended(code)})" for rank, pid, code in died)
+        resume = (
+            f"The last checkpoint is {last}: the same command plus hydra.run.dir={last.parent.parent} "
+            "ckpt_path=last resumes from it."
+            if last.is_file()
+            else "No checkpoint was written yet: run the command again."
+        )
+        super().__init__(
+            f"{ranks} died, so the other ranks could not go on. {resume} A rank that dies without an error "
+            "of its own was usually killed for lack of memory (see `dmesg`) or by the cluster's scheduler."
+        )
+
+
+def how_it_ended(code: int) -> str:
+    """A Popen return code in words: negative ones are the signal that killed the process."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
 
 
 @contextlib.contextmanager

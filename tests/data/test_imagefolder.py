@@ -145,3 +145,18 @@ def test_example_batch_is_the_first_samples_as_the_model_gets_them(rmb_root):
     first, _ = dm.example_batch("train", size=3)
     again, _ = dm.example_batch("train", size=3)
     assert torch.equal(first, again) and torch.equal(torch.get_rng_state(), state)  # seeded per sample
+
+
+def test_a_skipped_file_with_a_name_that_is_not_utf8_reaches_the_log(tmp_path, caplog):
+    import logging
+    import os
+
+    write_image_folder(tmp_path, ["a", "b"], per_class=6)
+    broken = tmp_path.joinpath("a").joinpath(os.fsdecode(b"caf\xe9.jpg"))
+    broken.write_bytes(b"not an image")
+    caplog.set_level(logging.WARNING)
+    dm = make(tmp_path, skip_bad_images=True)
+    assert broken in dm.skipped_images
+    (line,) = [r.getMessage() for r in caplog.records if "skip_bad_images" in r.getMessage()]
+    assert "caf\\xe9.jpg" in line
+    line.encode("utf-8")  # a UTF-8 log file takes it (the surrogate escape of the raw name would not)

@@ -116,7 +116,7 @@ SINGLE = [
     (["model=resnet"], "Did you mean model=resnet18?"),
     (
         ["hydra.run.dir=/proc/x"],
-        "Cannot create the run dir /proc/x: No such file or directory. Set hydra.run.dir",
+        "Cannot create or write the run dir (/proc/x): No such file or directory. Set hydra.run.dir",
     ),
     (["-m", "hydra.sweep.dir=/proc/y", "optim=sgd,adam"], "Set hydra.sweep.dir to a folder you can write to"),
     (["loss=bce_logits", "loss.target=index"], "It takes loss.input=logits loss.target=one_hot"),

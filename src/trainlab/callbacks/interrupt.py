@@ -25,10 +25,9 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 
 from trainlab.compat import on_last_batch_of_epoch
+from trainlab.signals import HANDLED_SIGNALS, note
 
 log = logging.getLogger(__name__)
-
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class TrainingInterrupted(SystemExit):
@@ -74,6 +73,7 @@ class CheckpointOnSignal(Checkpoint):
                 self._previous[signum] = signal.signal(signum, self._note_signal)
 
     def _note_signal(self, signum: int, frame: FrameType | None) -> None:
+        note(signum)
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl+C: stop now, without the checkpoint
         self.received = signum

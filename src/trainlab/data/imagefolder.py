@@ -8,6 +8,7 @@ Accepted layouts under the chosen directory:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,12 @@ IMAGE_SUFFIXES = frozenset(
 VAL_DIR_NAMES = ("val", "valid")
 
 Samples = list[tuple[Path, int]]
+
+
+def printable(path: Path) -> str:
+    """The path for a log line: bytes of a name that is not UTF-8 shown as escapes (\\xe9), so the line
+    reaches a UTF-8 log file instead of failing there."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def is_image(path: Path) -> bool:
@@ -171,7 +178,7 @@ class ImageFolderDataModule(ClassificationDataModule):
         bad = unreadable_images([path for path, _ in samples], "L" if self.in_channels == 1 else "RGB")
         self.skipped_images = bad
         if bad:
-            shown = "; ".join(f"{path} ({reason})" for path, reason in list(bad.items())[:5])
+            shown = "; ".join(f"{printable(path)} ({reason})" for path, reason in list(bad.items())[:5])
             log.warning(
                 "skip_bad_images: left out %d unreadable image(s) of %d: %s%s",
                 len(bad),

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+import yaml
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
@@ -33,8 +34,12 @@ def explain(err: BaseException) -> str | None:
         return unknown_option(err.missing_cfg_file, list(err.options))
     if isinstance(err.__cause__, ConfigKeyError | ConfigAttributeError):
         return unknown_key(err, err.__cause__)
-    if isinstance(err, OSError) and _raised_by_hydra(err.__traceback__):
-        return unusable_run_dir(err, multirun=bool({"-m", "--multirun"} & set(sys.argv)))
+    yaml_error = next((e for e in chain(err) if isinstance(e, yaml.MarkedYAMLError)), None)
+    if yaml_error is not None:
+        return bad_yaml(yaml_error)
+    os_error = next((e for e in chain(err) if isinstance(e, OSError)), None)
+    if os_error is not None and _raised_by_hydra(err.__traceback__):
+        return unusable_run_dir(os_error, multirun=bool({"-m", "--multirun"} & set(sys.argv)))
     if isinstance(err, OverrideParseException):
         return f"Cannot read the override {err.override}: {one_paragraph(str(err))}"
     if isinstance(err, CompactHydraException):
@@ -92,12 +97,30 @@ def unknown_key(err: BaseException, cause: ConfigKeyError | ConfigAttributeError
 
 
 def unusable_run_dir(err: OSError, multirun: bool) -> str:
+    """Hydra could not create the run (or sweep) dir, or its log file in it."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    path = f" {err.filename}" if err.filename else ""
+    path = f" ({err.filename})" if err.filename else ""
     return (
-        f"Cannot create the run dir{path}: {err.strerror or err}. Set {key} to a folder you can write to, "
-        f"e.g. {key}=outputs/my_run."
+        f"Cannot create or write the run dir{path}: {err.strerror or err}. Set {key} to a folder you can "
+        f"write to, e.g. {key}=outputs/my_run."
     )
+
+
+def bad_yaml(err: yaml.MarkedYAMLError) -> str:
+    """A config file that is not valid YAML: file, line and column (counted from 1) and the problem."""
+    mark = err.problem_mark or err.context_mark
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "a config file"
+    context = f" ({err.context})" if err.context else ""
+    return f"{where}: not valid YAML: {err.problem or err}{context}. Fix the file there."
+
+
+def chain(err: BaseException) -> list[BaseException]:
+    """The error and its causes and contexts, outermost first."""
+    seen: list[BaseException] = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = err.__cause__ or err.__context__
+    return seen
 
 
 def one_paragraph(text: str) -> str:

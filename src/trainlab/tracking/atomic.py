@@ -62,9 +62,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None]) -> N
         write(handle)
 
 
-def remove_partial_writes(directory: Path) -> list[Path]:
-    """Delete what writers killed mid-write (kill -9, power loss) left behind in `directory`."""
-    leftovers = sorted(directory.glob(f".*{PARTIAL_SUFFIX}")) if directory.is_dir() else []
+def remove_partial_writes(directory: Path, recursive: bool = False) -> list[Path]:
+    """Delete what writers killed mid-write (kill -9, power loss) left behind in `directory` (and its
+    subdirectories, with `recursive`). Only the run dir's holder may call it (trainlab.tracking.lock):
+    another writer's file in progress looks the same."""
+    pattern = f".*{PARTIAL_SUFFIX}"
+    found = directory.rglob(pattern) if recursive else directory.glob(pattern)
+    leftovers = sorted(found) if directory.is_dir() else []
     for path in leftovers:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
