@@ -28,9 +28,10 @@ test: setup  ## the whole suite, end-to-end CLI runs included
 test-fast: setup  ## unit tests only
 	$(PYTEST) -m "not slow"
 
-lint: setup
+lint: setup  ## style, formatting, and the one-way import contracts (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff check --fix .

@@ -74,7 +74,7 @@ class Checked(logging.Handler):
 
 def start_up(tmp: Path) -> tuple[float, float]:
     """(preflight checks, whole start-up) seconds of the default recipe."""
-    from trainlab.train import preflight
+    from trainlab.training.train import preflight
 
     with initialize_config_module("trainlab.conf", version_base="1.3"):
         overrides = [f"paths.output_dir={tmp / 'run'}", f"paths.data_dir={tmp / 'data'}", "logger=none"]

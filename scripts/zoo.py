@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trainlab.build import shipped_options
+from trainlab.core.build import shipped_options
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 EXTRA = {("optim", "sparse_adam"): ["model=bag_of_pixels"]}  # SparseAdam takes sparse gradients only

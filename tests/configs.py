@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from trainlab.build import shipped_options as options
+from trainlab.core.build import shipped_options as options
 
 __all__ = ["compose_train", "options"]
 

@@ -6,8 +6,9 @@ import sys
 import pytest
 import torch
 
-from test_module import fit, make_module
-from trainlab.ckpt import describe, load_checkpoint
+from modules import fit, make_module
+from trainlab.checkpoints.io import load_checkpoint
+from trainlab.ckpt import describe
 from trainlab.errors import TrainlabError
 
 
@@ -93,7 +94,7 @@ def _torch_save(io, obj) -> bytes:
 def test_any_file_given_as_a_checkpoint_is_a_named_error_and_last_steps_back_past_it(
     adam_checkpoint, tmp_path
 ):
-    from trainlab.tracking.resume import newest_readable
+    from trainlab.checkpoints.resume import newest_readable
 
     good = adam_checkpoint.read_bytes()
     unnamed = []

@@ -8,11 +8,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from configs import compose_train
-from test_module import blobs, make_module
+from modules import blobs, make_module
 from trainlab import compat
-from trainlab.build import build
 from trainlab.callbacks.checkpoint import ModelCheckpoint
-from trainlab.train import build_module, derive_schedule, prepare_data, run_length
+from trainlab.core.build import build
+from trainlab.training.train import build_module, derive_schedule, prepare_data, run_length
 
 
 class Probe(L.Callback):
@@ -166,3 +166,133 @@ def test_hydra_start_up_errors_go_through_trainlabs_explanation(capsys):
         assert hydra_utils.run_and_report.__wrapped__ is getattr(before, "__wrapped__", before)
     finally:
         hydra_utils.run_and_report = before
+
+
+def test_ddp_child_ranks_start_with_the_given_command():
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    trainer = L.Trainer(accelerator="cpu", strategy="ddp", devices=2, logger=False)
+    stock = type(trainer.strategy._launcher)
+    assert stock is subprocess_script._SubprocessScriptLauncher
+    seen = []
+
+    def command(local_rank):
+        seen.append(local_rank)
+        return ["true"], "."
+
+    compat.start_child_ranks_with(trainer, command)
+    launcher = trainer.strategy._launcher
+    assert type(launcher) is not stock and isinstance(launcher, stock)
+    assert (launcher.num_processes, launcher.num_nodes) == (2, 1)
+    # the hook Lightning builds each child's command with, swapped only while children start
+    assert callable(subprocess_script._hydra_subprocess_cmd)
+    original = subprocess_script._hydra_subprocess_cmd
+    launched = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(subprocess_script.subprocess, "Popen", lambda argv, **kw: launched.append((argv, kw)))
+        mp.setattr(subprocess_script, "_hydra_subprocess_cmd", original)
+        mp.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+        mp.setattr(os, "environ", dict(os.environ))  # the launcher exports MASTER_ADDR, WORLD_SIZE, ...
+        launcher._call_children_scripts()
+        assert subprocess_script._hydra_subprocess_cmd is original
+    assert seen == [1] and launched and launched[0][0] == ["true"]
+
+
+def test_a_summary_writer_hands_out_its_file_writer(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import scalar
+
+    writer = SummaryWriter(tmp_path)
+    compat.tensorboard_file_writer(writer).add_summary(scalar("x", 1.0))
+    writer.close()
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_the_tqdm_bar_asks_should_redraw_each_step(tmp_path):
+    from lightning.pytorch.callbacks import TQDMProgressBar
+
+    asked = []
+
+    class Bar(compat.GatedTQDMProgressBar, TQDMProgressBar):
+        def should_redraw(self, current, total):
+            asked.append((current, total))
+            return False
+
+    trainer = L.Trainer(
+        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, callbacks=[Bar()]
+    )
+    trainer.fit(make_module(), DataLoader(blobs(64), batch_size=16))
+    assert (1, 4) in asked and (4, 4) in asked
+
+
+PRIVATE_API_ALLOWED = {"compat.py"}
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_uses(path):
+    """Private names of other packages used in one source file: `x._name` (not self/cls), imports of
+    `_name` or from `pkg._internal`, getattr/setattr with a `"_name"` string."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            if not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"}):
+                found.append(f"{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__":
+            if not node.module.startswith("trainlab") and (
+                "._" in f".{node.module}" or any(a.name.startswith("_") for a in node.names)
+            ):
+                found.append(f"{node.lineno}: from {node.module} import ...")
+        elif isinstance(node, ast.Import):
+            found += [f"{node.lineno}: import {a.name}" for a in node.names if "._" in a.name]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in {"getattr", "setattr", "hasattr"}:
+            name = node.args[1] if len(node.args) > 1 else None
+            if isinstance(name, ast.Constant) and _private(str(name.value)):
+                found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_private_apis_of_lightning_hydra_and_torch_are_used_only_in_compat():
+    import pathlib
+
+    import trainlab
+
+    root = pathlib.Path(trainlab.__file__).parent
+    uses = {
+        str(path.relative_to(root)): _private_uses(path)
+        for path in sorted(root.rglob("*.py"))
+        if path.name not in PRIVATE_API_ALLOWED
+    }
+    assert {path: lines for path, lines in uses.items() if lines} == {}
+
+
+def test_no_class_overrides_a_private_method_of_a_library_base():
+    import importlib
+    import inspect
+    import pathlib
+
+    import trainlab
+
+    root = pathlib.Path(trainlab.__file__).parent
+    overrides = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name in PRIVATE_API_ALLOWED or path.name == "__main__.py":
+            continue
+        name = "trainlab." + ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        module = importlib.import_module(name)
+        for cls in vars(module).values():
+            if not inspect.isclass(cls) or cls.__module__ != name:
+                continue
+            library_bases = [b for b in cls.__mro__[1:] if not b.__module__.startswith("trainlab")]
+            for attr in vars(cls):
+                overridden = any(attr in vars(base) for base in library_bases)
+                if _private(attr) and attr != "_abc_impl" and overridden:
+                    overrides.append(f"{name}.{cls.__name__}.{attr}")
+    assert overrides == []

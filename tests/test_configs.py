@@ -7,9 +7,9 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from configs import compose_train, options
-from trainlab.build import build, shipped_options_for
+from trainlab.core.build import build, shipped_options_for
 from trainlab.optim.schedulers import RunLength, build_scheduler, resolve_lengths
-from trainlab.train import build_optimizer_parts
+from trainlab.training.train import build_optimizer_parts
 
 GROUPS = (
     "data",
@@ -197,7 +197,7 @@ def test_every_trainer_option_composes_and_builds_where_its_devices_exist(tmp_pa
 
 
 def test_gpu_precision_is_bf16_where_the_gpu_has_it(monkeypatch):
-    from trainlab.resolvers import gpu_precision
+    from trainlab.core.resolvers import gpu_precision
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)

@@ -7,9 +7,9 @@ import torch
 from omegaconf import OmegaConf
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from trainlab.checkpoints.restore import apply_overrides, parse_key_values
 from trainlab.errors import ConfigError
 from trainlab.eval import class_report, default_out_dir, macro_average
-from trainlab.restore import apply_overrides, parse_key_values
 
 
 def test_class_report_matches_scikit_learn():

@@ -1,7 +1,7 @@
 """trainlab: configured, tracked image-classification experiments on PyTorch Lightning + Hydra."""
 
-from trainlab.resolvers import register as _register_resolvers
-from trainlab.schema import register as _register_schemas
+from trainlab.core.resolvers import register as _register_resolvers
+from trainlab.core.schema import register as _register_schemas
 
 __version__ = "0.1.0"
 

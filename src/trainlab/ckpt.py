@@ -15,27 +15,11 @@ from typing import Any
 
 import torch
 
+from trainlab.checkpoints.io import load_checkpoint
 from trainlab.compat import checkpoint_position
-from trainlab.errors import TrainlabError, exit_code
+from trainlab.errors import exit_code
 
 CONFIG_KEYS = ("data", "model", "loss", "optim", "scheduler")
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise TrainlabError(f"Checkpoint {path} does not exist.")
-    if path.stat().st_size == 0:
-        raise TrainlabError(f"Checkpoint {path} is empty (0 bytes): it was never fully written.")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any file can be named here: text, another zip, a pickle of anything
-        cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TrainlabError(
-            f"Checkpoint {path} cannot be read ({cause}); it is truncated or not a checkpoint."
-        ) from err
-    if not isinstance(checkpoint, Mapping) or "state_dict" not in checkpoint:
-        raise TrainlabError(f"{path} is not a Lightning checkpoint (no state_dict).")
-    return dict(checkpoint)
 
 
 def describe(checkpoint: Mapping[str, Any], path: Path) -> str:

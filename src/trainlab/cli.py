@@ -38,8 +38,8 @@ def interrupted_exit_code(err: BaseException) -> int:
 def main() -> None:
     """The `trainlab` / `python -m trainlab` entry: Hydra's command line, start-up errors explained,
     signals handled from the first line on."""
-    from trainlab.preflight import commandline
     from trainlab.signals import stop_on_signals
+    from trainlab.training.preflight import commandline
 
     stop_on_signals()
     commandline.install()
@@ -50,18 +50,18 @@ def main() -> None:
 def train_job(cfg: DictConfig) -> float | None:
     """Train one configuration; returns best val/acc so Hydra sweepers (e.g. Optuna) can maximize it.
 
-    The run dir is held by this process for the job (trainlab.tracking.lock); its status.json says how
+    The run dir is held by this process for the job (trainlab.records.lock); its status.json says how
     the run ended (completed, failed with the error, interrupted), for the run browser and sweep
     summaries.
     """
-    from trainlab.tracking.atomic import remove_partial_writes
-    from trainlab.tracking.lock import RunDirInUse, run_dir_lock
-    from trainlab.tracking.status import _is_rank_zero
+    from trainlab.atomic import remove_partial_writes
+    from trainlab.records.lock import RunDirInUse, run_dir_lock
+    from trainlab.records.status import is_rank_zero
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        with run_dir_lock(run_dir) if _is_rank_zero() else contextlib.nullcontext():
-            if _is_rank_zero():
+        with run_dir_lock(run_dir) if is_rank_zero() else contextlib.nullcontext():
+            if is_rank_zero():
                 remove_partial_writes(run_dir, recursive=True)  # what a killed writer left, anywhere
             return _run_job(cfg, run_dir)
     except RunDirInUse as err:  # the run dir and its status.json belong to the other process
@@ -70,10 +70,10 @@ def train_job(cfg: DictConfig) -> float | None:
 
 def _run_job(cfg: DictConfig, run_dir: Path) -> float | None:
     from trainlab.callbacks.interrupt import TrainingInterrupted
+    from trainlab.checkpoints.resume import checkpoint_to_resume, nothing_left_to_train
+    from trainlab.records.status import mark_finished, mark_running
     from trainlab.signals import last_signal
-    from trainlab.tracking.resume import checkpoint_to_resume, nothing_left_to_train
-    from trainlab.tracking.status import mark_finished, mark_running
-    from trainlab.train import train  # heavy imports after Hydra has parsed the command line
+    from trainlab.training.train import train  # heavy imports after Hydra has parsed the command line
 
     try:
         found = [checkpoint_to_resume(cfg.get("ckpt_path"), Path(cfg.paths.output_dir))]
@@ -133,8 +133,8 @@ def _report(err: TrainlabError) -> None:
 
 def _failed(run_dir: Path, err: TrainlabError) -> None:
     """A user error: recorded in status.json; one paragraph on stderr and exit 1 (in a sweep: the job
-    is recorded as failed and the others run, see trainlab.tracking.sweep)."""
-    from trainlab.tracking.status import mark_finished
+    is recorded as failed and the others run, see trainlab.records.sweep)."""
+    from trainlab.records.status import mark_finished
 
     message = user_message(err)
     mark_finished(run_dir, "failed", message, at_start=bool(getattr(err, "at_start", False)))

@@ -166,3 +166,48 @@ def on_rank_death(report: Callable[[list[tuple[int, int, int]]], None]) -> None:
 
     _terminate_all.__wrapped__ = original  # type: ignore[attr-defined]
     observer._terminate_all = _terminate_all
+
+
+def start_child_ranks_with(trainer: L.Trainer, command: Callable[..., tuple[list[str], str]]) -> None:
+    """Have the trainer's DDP launcher start ranks 1..N-1 with `command(local_rank=...)` -> (argv, cwd)
+    instead of Lightning's Hydra-aware rerun of the whole command line; a no-op for other launchers.
+
+    Lightning's `_SubprocessScriptLauncher` builds the child command with the module-level
+    `_hydra_subprocess_cmd` whenever Hydra is initialized; it is swapped only while children start.
+    """
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    stock_launcher = subprocess_script._SubprocessScriptLauncher
+
+    class JobCommandLauncher(stock_launcher):
+        def _call_children_scripts(self) -> None:
+            stock = subprocess_script._hydra_subprocess_cmd
+            subprocess_script._hydra_subprocess_cmd = command
+            try:
+                super()._call_children_scripts()
+            finally:
+                subprocess_script._hydra_subprocess_cmd = stock
+
+    strategy = trainer.strategy
+    launcher = getattr(strategy, "_launcher", None)
+    if type(launcher) is stock_launcher:
+        strategy._launcher = JobCommandLauncher(
+            launcher.cluster_environment, launcher.num_processes, launcher.num_nodes
+        )
+
+
+def tensorboard_file_writer(writer: Any) -> Any:
+    """The `FileWriter` behind a torch `SummaryWriter`: the only way to add the pre-built hparams
+    summaries (torch.utils.tensorboard.summary.hparams) without the extra run dir `add_hparams` makes."""
+    return writer._get_file_writer()
+
+
+class GatedTQDMProgressBar:
+    """Mixin for Lightning's `TQDMProgressBar` that asks `should_redraw(current, total)` whether to redraw,
+    through the bar's private `_should_update` (its only per-step redraw decision)."""
+
+    def should_redraw(self, current: int, total: int) -> bool:
+        raise NotImplementedError
+
+    def _should_update(self, current: int, total: int) -> bool:
+        return self.should_redraw(current, total)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 
 class TrainlabError(Exception):
@@ -41,3 +42,20 @@ def exit_code(command: Callable[[], object]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def nearest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate a misspelled or differently spelled `name` most likely meant, or None: one whose
+    words' initials it is or that are its initials (learning_rate -> lr, wd -> weight_decay), else the
+    closest spelling (difflib's ratio >= 0.6)."""
+    candidates = sorted(candidates)
+    for candidate in candidates:
+        if len(candidate) > 1 and (initials(name) == candidate or initials(candidate) == name):
+            return candidate
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def initials(name: str) -> str:
+    words = [word for word in name.split("_") if word]
+    return "".join(word[0] for word in words) if len(words) > 1 else ""

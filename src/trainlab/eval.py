@@ -22,19 +22,19 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 
-from trainlab.build import build
-from trainlab.data.base import ClassificationDataModule
-from trainlab.errors import ConfigError, DataError, TrainlabError, exit_code
-from trainlab.restore import (
+from trainlab.atomic import atomic_write_text
+from trainlab.checkpoints.restore import (
     apply_overrides,
     load_run_checkpoint,
     parse_key_values,
-    quiet_lightning,
     rebuild_module,
 )
-from trainlab.tracking.atomic import atomic_write_text
-from trainlab.tracking.figures import confusion_matrix_figure, save_figure
-from trainlab.tracking.run_files import to_number, write_json
+from trainlab.core.build import build
+from trainlab.core.logs import quiet_lightning
+from trainlab.data.base import ClassificationDataModule
+from trainlab.errors import ConfigError, DataError, TrainlabError, exit_code
+from trainlab.loggers.plots import confusion_matrix_figure, save_figure
+from trainlab.records.files import to_number, write_json
 
 USAGE = "python -m trainlab.eval ckpt_path=FILE [split=test|val] [out=DIR] [data.KEY=VALUE ...]"
 SPLITS = ("test", "val")

@@ -30,7 +30,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from trainlab.build import build, shipped_options
+from trainlab.core.build import build, shipped_options
 from trainlab.errors import ConfigError, TrainlabError
 
 

@@ -26,17 +26,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 
-from trainlab.data.imagefolder import IMAGE_SUFFIXES, is_image
-from trainlab.data.transforms import compose
-from trainlab.errors import ConfigError, DataError, TrainlabError, exit_code
-from trainlab.restore import (
+from trainlab.atomic import atomic_write_text
+from trainlab.checkpoints.restore import (
     apply_overrides,
     load_run_checkpoint,
     parse_key_values,
-    quiet_lightning,
     rebuild_module,
 )
-from trainlab.tracking.atomic import atomic_write_text
+from trainlab.core.logs import quiet_lightning
+from trainlab.data.imagefolder import IMAGE_SUFFIXES, is_image
+from trainlab.data.transforms import compose
+from trainlab.errors import ConfigError, DataError, TrainlabError, exit_code
 
 USAGE = "python -m trainlab.predict ckpt_path=FILE inputs=IMAGE_OR_DIR [out=FILE.csv] [batch_size=N]"
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from trainlab.errors import TrainlabError, exit_code
-from trainlab.tracking.records import RunRecord, find_runs, is_run_dir, rank, read_run
+from trainlab.records.catalog import RunRecord, find_runs, flatten, is_run_dir, rank, read_run
 
 RESULT_KEYS = ("val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss", "epochs")
 LIST_COLUMNS = ("run", "started", "status", "val/acc_best", "test/acc", "epochs", "duration", "overrides")
@@ -86,15 +86,6 @@ def best(root: Path) -> str:
             f"overrides: {' '.join(top.overrides)}",
         ]
     )
-
-
-def flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Dotted keys to leaf values; lists stay whole (a transform list is one value)."""
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            yield from flatten(value, f"{prefix}.{key}" if prefix else str(key))
-    else:
-        yield prefix, node
 
 
 def own_paths_neutral(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:

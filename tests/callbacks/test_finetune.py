@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from test_module import fit as fit_module
-from test_module import make_module
+from modules import fit as fit_module
+from modules import make_module
 from trainlab.callbacks.finetune import BackboneFinetuning
 from trainlab.errors import ConfigError
 

@@ -12,7 +12,7 @@ from torchvision.transforms import v2
 import trainlab.data.cache
 from configs import compose_train
 from realformat import CIFAR_CLASSES, write_cifar10_folder, write_image_folder
-from trainlab.build import build
+from trainlab.core.build import build
 from trainlab.data.datasets import TensorImageDataset
 from trainlab.data.digit_strings import DigitStringsDataModule
 from trainlab.data.digits import DigitsDataModule

@@ -25,8 +25,8 @@ from conftest import run_cli
 from faults import AS_FROM_A_TERMINAL
 from realformat import write_image_folder
 from tbserver import tensorboard_server
-from trainlab.build import build
-from trainlab.restore import load_run_checkpoint, rebuild_module
+from trainlab.checkpoints.restore import load_run_checkpoint, rebuild_module
+from trainlab.core.build import build
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import run_cli
-from trainlab.build import shipped_options_for
+from trainlab.core.build import shipped_options_for
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from configs import compose_train
-from trainlab.build import build
+from trainlab.core.build import build
+from trainlab.core.metrics import SequenceMetrics, edit_distance, exact_matches
 from trainlab.errors import ConfigError
 from trainlab.losses import CTCSequenceLoss
-from trainlab.metrics import SequenceMetrics, edit_distance, exact_matches
 
 PAD = -1
 

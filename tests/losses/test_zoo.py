@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from configs import compose_train
-from trainlab.build import build, shipped_options_for
+from trainlab.core.build import build, shipped_options_for
 from trainlab.losses import LossAdapter
 
 NUM_CLASSES = 10

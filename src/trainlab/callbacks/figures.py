@@ -19,13 +19,13 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from matplotlib.figure import Figure
 
-from trainlab.tracking.figures import (
+from trainlab.loggers.plots import (
     confusion_matrix_figure,
     curves_figure,
     prediction_grid_figure,
     save_figure,
 )
-from trainlab.tracking.tensorboard import log_figure, summary_writers
+from trainlab.loggers.tensorboard import log_figure, summary_writers
 
 
 class RunFigures(Callback):

@@ -14,14 +14,16 @@ from typing import Any
 import lightning.pytorch as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
+from trainlab.compat import GatedTQDMProgressBar
 
-class ThrottledProgressBar(TQDMProgressBar):
+
+class ThrottledProgressBar(GatedTQDMProgressBar, TQDMProgressBar):
     def __init__(self, refresh_s: float = 0.5) -> None:
         super().__init__(refresh_rate=1)
         self.refresh_s = refresh_s
         self._last_draw = 0.0
 
-    def _should_update(self, current: int, total: int) -> bool:
+    def should_redraw(self, current: int, total: int) -> bool:
         if not self.is_enabled:
             return False
         now = time.monotonic()

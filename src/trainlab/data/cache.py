@@ -22,8 +22,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
+from trainlab.atomic import atomic_write
 from trainlab.errors import DataError
-from trainlab.tracking.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

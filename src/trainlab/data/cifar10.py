@@ -17,7 +17,7 @@ from torchvision.datasets.utils import download_and_extract_archive
 
 from trainlab.data.base import ClassificationDataModule, Splits
 from trainlab.data.datasets import TensorImageDataset
-from trainlab.data.splits import stratified_split
+from trainlab.data.stratified import stratified_split
 from trainlab.errors import ConfigError, DataError
 
 ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

@@ -21,10 +21,10 @@ from torch.utils.data import Dataset
 from trainlab.data.base import ClassificationDataModule, Splits
 from trainlab.data.datasets import Key, TensorImageDataset, Transform, index_of, seeded
 from trainlab.data.digits import load_digit_images
-from trainlab.data.splits import check_fractions, stratified_split
+from trainlab.data.stratified import check_fractions, stratified_split
 from trainlab.data.transforms import ToTensor
 from trainlab.errors import ConfigError
-from trainlab.metrics import PAD
+from trainlab.losses.targets import PAD
 
 
 class DigitStringsDataModule(ClassificationDataModule):

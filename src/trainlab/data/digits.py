@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 
 from trainlab.data.base import ClassificationDataModule, Splits
 from trainlab.data.datasets import TensorImageDataset
-from trainlab.data.splits import check_fractions, stratified_split
+from trainlab.data.stratified import check_fractions, stratified_split
 
 
 def load_digit_images(image_size: int, in_channels: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,7 +19,7 @@ from trainlab.data.base import ClassificationDataModule, Splits
 from trainlab.data.batched import decode_steps
 from trainlab.data.cache import cached_decode
 from trainlab.data.datasets import ImageFileDataset, TensorImageDataset, unreadable_images
-from trainlab.data.splits import check_fractions, stratified_split
+from trainlab.data.stratified import check_fractions, stratified_split
 from trainlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)

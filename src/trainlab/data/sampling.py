@@ -7,7 +7,7 @@ and the worker count changes the result. Here:
   sample a seed of its own; datasets seed their transform with it (see datasets.py).
 - Under DDP it deals that one order out to the ranks: rank r takes positions r, r+W, r+2W, ..., so the
   k-th batches of all W ranks together are exactly the k-th global batch of a single process with W
-  times the batch size, and the run trains like that single process (trainlab.distributed scales an
+  times the batch size, and the run trains like that single process (trainlab.core.distributed scales an
   uneven last batch's loss to match).
 - ResumableDataLoader implements Lightning's state_dict/load_state_dict protocol: a checkpoint written
   mid-epoch records how many samples of the epoch were trained (all ranks together), and the resumed

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainlab.data.imagefolder import class_dirs, scan_class_folders
-from trainlab.data.splits import stratified_split
+from trainlab.data.stratified import stratified_split
 from trainlab.errors import DataError, TrainlabError
 
 PART_NAMES = ("train", "valid", "test")

@@ -15,7 +15,7 @@ from torch import nn
 
 from trainlab.errors import ConfigError
 from trainlab.losses.adapter import LossAdapter
-from trainlab.metrics import PAD
+from trainlab.losses.targets import PAD
 
 
 class CTCSequenceLoss(LossAdapter):

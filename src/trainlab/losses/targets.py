@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 import torch
 import torch.nn.functional as F
 
+PAD = -1  # label positions after a sequence's end, in padded target sequences
+
 TargetForm = Callable[[torch.Tensor, int, float], torch.Tensor]
 
 

@@ -1,0 +1,148 @@
+"""Epoch metrics per stage, summed over all samples and synced across devices (torchmetrics).
+
+Every stage logs `loss` and `acc`; what `acc` means follows the task: the share of images classified
+right, or for sequences the share of strings read exactly right (plus `cer`, the character error rate).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics import MeanMetric, Metric, SumMetric
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from trainlab.losses.targets import PAD
+
+# which way each logged quantity improves, by the last part of its name (val/acc -> acc)
+HIGHER_IS_BETTER = {"acc": True, "acc_best": True, "loss": False, "loss_step": False, "cer": False}
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """True for accuracies, False for losses and error rates, None for names it does not know."""
+    return HIGHER_IS_BETTER.get(metric.rsplit("/", 1)[-1])
+
+
+class StageMetrics(nn.Module):
+    """Sample-weighted mean loss and accuracy of one stage over an epoch, synced across devices.
+
+    Kept as device-side sums (loss x samples, correct, samples) that never ask the host for a value
+    during the epoch: torchmetrics' MeanMetric checks every update for NaN (`nans.any()`, a host sync)
+    and MulticlassAccuracy counts with bincount (sized by a host-side max on CUDA). A NaN loss is kept,
+    not dropped, so it shows in the epoch's loss. With `confusion`, also the epoch's confusion matrix
+    (rows: true class, columns: predicted), kept in `last_confusion` after the reset so figures and
+    reports can read it once the epoch has ended.
+    """
+
+    names = ("loss", "acc")  # the keys of compute_and_reset()
+
+    def __init__(self, num_classes: int, confusion: bool = False) -> None:
+        super().__init__()
+        self.loss_sum = SumMetric(nan_strategy="disable")
+        self.correct = SumMetric(nan_strategy="disable")
+        self.samples = SumMetric(nan_strategy="disable")
+        self.confusion = MulticlassConfusionMatrix(num_classes) if confusion else None
+        self.last_confusion: torch.Tensor | None = None
+
+    def update(self, loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
+        count = torch.tensor(float(len(labels)), device=loss.device)
+        self.loss_sum.update(loss.float() * count)
+        self.correct.update((preds == labels.to(preds.device)).sum().float())
+        self.samples.update(count)
+        if self.confusion is not None:
+            self.confusion.update(preds, labels)
+
+    def compute_and_reset(self) -> dict[str, torch.Tensor]:
+        samples = self.samples.compute()
+        values = {"loss": self.loss_sum.compute() / samples, "acc": self.correct.compute() / samples}
+        for metric in (self.loss_sum, self.correct, self.samples):
+            metric.reset()
+        if self.confusion is not None:
+            self.last_confusion = self.confusion.compute().cpu()
+            self.confusion.reset()
+        return values
+
+
+class SequenceMetrics(nn.Module):
+    """Mean loss, exact-match accuracy and character error rate of decoded label sequences.
+
+    Predictions and labels are (N, length) tensors padded with -1. The error rate is the edit distance
+    (insertions, deletions, substitutions) summed over samples, divided by the summed label lengths.
+    """
+
+    last_confusion = None  # no confusion matrix for sequences
+    names = ("loss", "acc", "cer")  # the keys of compute_and_reset()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loss = MeanMetric()
+        self.exact = MeanMetric()
+        self.edits = SumMetric()
+        self.characters = SumMetric()
+
+    def update(self, loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss.update(loss, weight=len(labels))
+        self.exact.update(exact_matches(preds, labels).float())
+        predicted, true = as_lists(preds), as_lists(labels)
+        self.edits.update(torch.tensor(float(sum(map(edit_distance, predicted, true)))))
+        self.characters.update(torch.tensor(float(sum(map(len, true)))))
+
+    def compute_and_reset(self) -> dict[str, torch.Tensor]:
+        values = {
+            "loss": self.loss.compute(),
+            "acc": self.exact.compute(),
+            "cer": self.edits.compute() / self.characters.compute().clamp(min=1),
+        }
+        for metric in (self.loss, self.exact, self.edits, self.characters):
+            metric.reset()
+        return values
+
+
+def stage_metrics(task: str, num_classes: int, confusion: bool = False) -> nn.Module:
+    """The metrics a stage of a `task` run keeps (the loss's task: classification or sequence)."""
+    if task == "sequence":
+        return SequenceMetrics()
+    return StageMetrics(num_classes, confusion=confusion)
+
+
+def exact_matches(preds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per sample: whether the padded sequences are equal (on the device, no host sync)."""
+    width = max(preds.shape[1], labels.shape[1])
+    preds = nn.functional.pad(preds, (0, width - preds.shape[1]), value=PAD)
+    labels = nn.functional.pad(labels.to(preds.device), (0, width - labels.shape[1]), value=PAD)
+    return (preds == labels).all(dim=1)
+
+
+def as_lists(sequences: torch.Tensor) -> list[list[int]]:
+    return [[int(v) for v in row if v != PAD] for row in sequences.tolist()]
+
+
+def edit_distance(a: list[int], b: list[int]) -> int:
+    """Levenshtein distance between two short sequences."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
+
+
+def running_state(metrics: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    """The epoch's running sums so far, per torchmetrics metric inside a stage's metrics.
+
+    A checkpoint taken mid-epoch carries them, so the resumed epoch's means count every batch of the
+    epoch, not only those after the resume. All of them are sum-reduced states.
+    """
+    return {
+        name: {key: value.detach().clone() for key, value in metric.metric_state.items()}
+        for name, metric in metrics.named_children()
+        if isinstance(metric, Metric) and metric.update_called
+    }
+
+
+def load_running_state(metrics: nn.Module, state: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Add sums saved by `running_state` to the (freshly reset) metrics."""
+    for name, values in state.items():
+        metric = getattr(metrics, name, None)
+        if isinstance(metric, Metric):
+            metric.merge_state({key: value.to(metric.device) for key, value in values.items()})

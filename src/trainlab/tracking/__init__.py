@@ -1,1 +1,0 @@
-"""What a run leaves behind: metrics.json, provenance, checkpoints written atomically."""
