@@ -12,7 +12,7 @@ from modules import blobs, make_module
 from trainlab import compat
 from trainlab.callbacks.checkpoint import ModelCheckpoint
 from trainlab.core.build import build
-from trainlab.training.train import build_module, derive_schedule, prepare_data, run_length
+from trainlab.training.assemble import build_module, derive_schedule, prepare_data, run_length
 
 
 class Probe(L.Callback):

@@ -198,6 +198,13 @@ def warn_on_direction(key: str, metric: str, node: Mapping[str, Any]) -> None:
     )
 
 
+def record_effective_data(cfg: DictConfig, datamodule: Any) -> None:
+    """Write the class count the data has into cfg.data.num_classes (null for a folder whose classes are
+    discovered), so config.yaml states it and a checkpoint's config rebuilds the same network."""
+    with open_dict(cfg):
+        cfg.data.num_classes = datamodule.num_classes
+
+
 def record_effective_trainer(cfg: DictConfig, trainer: L.Trainer) -> None:
     """Write what Lightning resolved (accelerator, devices, strategy, precision) into cfg.trainer, so
     config.yaml, HPARAMS and the console state what runs; say so where it differs from what was asked."""

@@ -1,0 +1,101 @@
+"""What a run leaves behind: provenance before training, metrics.json and the summary line after it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+import trainlab
+from trainlab.atomic import atomic_write_text
+from trainlab.core.module import ClassifierModule
+from trainlab.data.base import ClassificationDataModule
+from trainlab.loggers.hparams import run_hparams
+from trainlab.loggers.tensorboard import log_run_overview
+from trainlab.records.files import provenance, to_number, write_json
+from trainlab.training.assemble import chosen_options
+
+
+def fit_metrics(trainer: L.Trainer, module: ClassifierModule) -> dict[str, Any]:
+    """The last value of every epoch metric the module logs (None where it never logged it), and the
+    number of epochs trained."""
+    values = trainer.callback_metrics
+    metrics = {key: to_number(values.get(key)) for key in module.metric_names()["epoch"]}
+    metrics["epochs"] = trainer.current_epoch
+    return metrics
+
+
+def test_metrics(
+    trainer: L.Trainer, module: ClassifierModule, datamodule: ClassificationDataModule
+) -> dict[str, Any]:
+    """The test split's metrics, from the best checkpoint by the monitored metric (else the last one)."""
+    best, _ = saved_checkpoints(trainer)
+    results = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
+    return {key: to_number(value) for key, value in (results[0] if results else {}).items()}
+
+
+def write_results(
+    metrics: dict[str, Any],
+    trainer: L.Trainer,
+    module: ClassifierModule,
+    datamodule: ClassificationDataModule,
+    output_dir: Path,
+    started: float,
+) -> dict[str, Any]:
+    """Complete the metrics (test keys, skipped images, checkpoint files, wall time), write metrics.json
+    and print the summary line (rank zero); returns the metrics."""
+    if getattr(datamodule, "skip_bad_images", False):
+        metrics["data/skipped_images"] = len(datamodule.skipped_images)
+    for key in module.metric_names()["test"]:
+        metrics.setdefault(key, None)
+    metrics["best_ckpt"], metrics["last_ckpt"] = saved_checkpoints(trainer)
+    metrics["wall_s"] = round(time.perf_counter() - started, 3)
+    if trainer.is_global_zero:
+        write_json(output_dir / "metrics.json", metrics)
+        print(summary_line(output_dir, metrics, has_tensorboard=(output_dir / "tensorboard").is_dir()))
+    return metrics
+
+
+def record_run(cfg: DictConfig, trainer: L.Trainer, output_dir: Path) -> None:
+    """Provenance before training: the resolved config and versions in the run dir and in TensorBoard."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    config_yaml = OmegaConf.to_yaml(resolved)
+    origin = provenance(cfg.seed, Path(trainlab.__file__).parent)
+    if trainer.is_global_zero:
+        # .hydra/config.yaml keeps the interpolations; this is what the run actually used
+        atomic_write_text(output_dir / "config.yaml", config_yaml)
+        write_json(output_dir / "provenance.json", origin)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(resolved)
+    hparams = run_hparams(resolved, chosen_options()) | {"world_size": trainer.world_size}
+    log_run_overview(trainer, hparams, config_yaml, origin)
+
+
+def saved_checkpoints(trainer: L.Trainer) -> tuple[str | None, str | None]:
+    """(best by the monitored metric, last) checkpoint files of this run, None where not written."""
+    best = last = None
+    for callback in trainer.checkpoint_callbacks:
+        if not isinstance(callback, ModelCheckpoint):
+            continue
+        path = callback.best_model_path or None
+        if callback.monitor is None:
+            last = last or path
+        else:
+            best = best or path
+    return best, last
+
+
+def summary_line(output_dir: Path, metrics: dict[str, Any], has_tensorboard: bool) -> str:
+    def fmt(key: str) -> str:
+        value = metrics.get(key)
+        return f"{key}={value:.4f}" if isinstance(value, float) else f"{key}=n/a"
+
+    line = f"trainlab: run dir {output_dir} | {fmt('val/acc')} {fmt('val/acc_best')} {fmt('test/acc')}"
+    line += " | metrics.json, config.yaml, checkpoints/, train.log there"
+    if has_tensorboard:
+        line += f" | view: tensorboard --logdir {output_dir / 'tensorboard'}"
+    return line
