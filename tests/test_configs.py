@@ -9,10 +9,11 @@ from omegaconf import OmegaConf, open_dict
 from configs import compose_train, options
 from trainlab.core.build import build, shipped_options_for
 from trainlab.optim.schedulers import RunLength, build_scheduler, resolve_lengths
-from trainlab.training.train import build_optimizer_parts
+from trainlab.training.assemble import build_optimizer_parts
 
 GROUPS = (
     "data",
+    "normalize",
     "model",
     "loss",
     "optim",
@@ -118,7 +119,10 @@ def test_tutorial_rmb_is_the_tutorial_recipe(tmp_path):
 
 def test_tutorial_cifar10_is_the_tutorial_recipe(tmp_path):
     cfg = compose_train(tmp_path, "experiment=tutorial_cifar10")
-    assert cfg.model._target_.endswith("Tudui") and cfg.loss.criterion._target_ == "torch.nn.CrossEntropyLoss"
+    assert (
+        cfg.model._target_.endswith("TutorialCNN")
+        and cfg.loss.criterion._target_ == "torch.nn.CrossEntropyLoss"
+    )
     assert cfg.optim._target_ == "torch.optim.SGD" and cfg.optim.lr == 0.01 and cfg.optim.momentum == 0.0
     assert cfg.scheduler.scheduler is None
 
@@ -234,3 +238,68 @@ def test_slurm_launcher_refuses_all_gpus_it_cannot_count():
 
     with pytest.raises(Exception, match=r"trainer.devices=-1: a SLURM job needs the number of devices"):
         instantiate(compose_with_hydra("hydra/launcher=slurm", "trainer=ddp").hydra.launcher)
+
+
+NORMALIZE_STATS = {  # each data option's Normalize statistics, as before they moved to conf/normalize/
+    "digits": ([0.5], [0.5]),
+    "digit_strings": ([0.5], [0.5]),
+    "cifar10": ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]),
+    "cifar10_jpeg": ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]),
+    "imagefolder": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    "rmb": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+}
+
+
+def normalize_stats(cfg) -> list:
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    steps = data["train_transforms"] + data["eval_transforms"]
+    return [(t["mean"], t["std"]) for t in steps if t["_target_"].endswith(".Normalize")]
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_train_and_eval_normalize_with_the_statistics_the_data_option_picks(tmp_path, option):
+    """mean/std are written once (conf/normalize/): one override changes training and evaluation alike."""
+    assert normalize_stats(compose_train(tmp_path, f"data={option}")) == [NORMALIZE_STATS[option]] * 2
+    changed = compose_train(tmp_path, f"data={option}", "normalize.mean=[0.25]", "normalize.std=[0.125]")
+    assert normalize_stats(changed) == [([0.25], [0.125])] * 2
+    other = compose_train(tmp_path, f"data={option}", "normalize=imagenet")
+    assert normalize_stats(other) == [NORMALIZE_STATS["imagefolder"]] * 2
+
+
+@pytest.mark.parametrize("data", ["cifar10", "cifar10_jpeg"])
+def test_cifar10_fast_normalizes_with_the_cifar10_statistics(tmp_path, data):
+    cfg = compose_train(tmp_path, "experiment=cifar10_fast", f"data={data}")
+    assert normalize_stats(cfg) == [NORMALIZE_STATS["cifar10"]] * 2
+
+
+def test_rmb_is_imagefolder_with_its_own_layout_classes_and_training_transforms(tmp_path):
+    rmb = OmegaConf.to_container(compose_train(tmp_path, "data=rmb").data)
+    folder = OmegaConf.to_container(compose_train(tmp_path, "data=imagefolder").data)
+    assert list(rmb) == list(folder)  # the same keys in the same order: inherited through its defaults list
+    own = {"root", "layouts", "classes", "num_classes", "image_size", "batch_size", "pipeline"}
+    assert {key for key in rmb if rmb[key] != folder[key]} == own | {"train_transforms"}
+
+
+TORCH_DETAILS = {"foreach", "maximize", "capturable", "differentiable"}  # eps is tuned: kept
+
+
+@pytest.mark.parametrize("option", options("optim"))
+def test_optimizer_configs_list_arguments_of_their_class_and_leave_the_rest_to_torch(tmp_path, option):
+    """Only lr and the optimizer's own hyperparameters; implementation switches keep torch's defaults."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    node = OmegaConf.to_container(compose_train(tmp_path, f"optim={option}").optim)
+    accepted = set(inspect.signature(get_class(node["_target_"]).__init__).parameters) - {"self", "params"}
+    keys = {key for key in node if not key.startswith("_")} - {"param_groups", "no_decay"}
+    assert "lr" in keys and keys <= accepted, keys - accepted
+    assert not keys & TORCH_DETAILS
+
+
+@pytest.mark.parametrize("option", ["lbfgs", "rprop"])
+def test_full_batch_optimizers_set_a_batch_that_spans_most_of_digits(tmp_path, option):
+    """LBFGS's curvature history and Rprop's sign steps need (near) full batches; digits has 1,797 images."""
+    cfg = compose_train(tmp_path, f"optim={option}")
+    train_images = int(1797 * cfg.data.split[0])
+    assert cfg.data.batch_size >= (train_images if option == "lbfgs" else train_images / 4)

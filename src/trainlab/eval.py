@@ -31,7 +31,7 @@ from trainlab.checkpoints.restore import (
 )
 from trainlab.core.build import build
 from trainlab.core.logs import quiet_lightning
-from trainlab.data.base import ClassificationDataModule
+from trainlab.data.base import ImageDataModule
 from trainlab.errors import ConfigError, DataError, TrainlabError, exit_code
 from trainlab.loggers.plots import confusion_matrix_figure, save_figure
 from trainlab.records.files import to_number, write_json
@@ -68,7 +68,7 @@ def macro_average(report: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {key: sum(row[key] for row in report) / len(report) for key in ("precision", "recall", "f1")}
 
 
-def split_loader(datamodule: ClassificationDataModule, split: str) -> Iterable:
+def split_loader(datamodule: ImageDataModule, split: str) -> Iterable:
     if split not in SPLITS:
         raise ConfigError(f"split={split} is unknown: use one of {', '.join(SPLITS)}.")
     if split == "test" and not datamodule.has_test_split:

@@ -3,7 +3,7 @@ import torch
 
 from modules import fit as fit_module
 from modules import make_module
-from trainlab.callbacks.finetune import BackboneFinetuning
+from trainlab.callbacks.finetune import UnfreezeBackbone
 from trainlab.errors import ConfigError
 
 
@@ -15,7 +15,7 @@ def test_backbone_is_frozen_then_added_as_its_own_group(tmp_path):
     torch.manual_seed(0)
     module = make_module(scheduler={"scheduler": None})
     initial = module.net[0].weight.detach().clone()
-    callback = BackboneFinetuning(backbone=r"net\.0", unfreeze_at_epoch=1, lr_scale=0.5)
+    callback = UnfreezeBackbone(backbone=r"net\.0", unfreeze_at_epoch=1, lr_scale=0.5)
     trainer = fit(module, callback, 1, tmp_path)
     assert torch.equal(module.net[0].weight, initial)  # frozen in epoch 0
     assert [g["name"] for g in trainer.optimizers[0].param_groups] == ["default"]
@@ -23,7 +23,7 @@ def test_backbone_is_frozen_then_added_as_its_own_group(tmp_path):
     torch.manual_seed(0)
     module = make_module(scheduler={"scheduler": None})
     trainer = fit(
-        module, BackboneFinetuning(backbone=r"net\.0", unfreeze_at_epoch=1, lr_scale=0.5), 3, tmp_path
+        module, UnfreezeBackbone(backbone=r"net\.0", unfreeze_at_epoch=1, lr_scale=0.5), 3, tmp_path
     )
     groups = {g["name"]: g for g in trainer.optimizers[0].param_groups}
     assert set(groups) == {"default", "backbone"} and groups["backbone"]["lr"] == pytest.approx(0.05)
@@ -39,7 +39,7 @@ def test_the_new_group_is_scheduled_too(tmp_path):
         "interval": "epoch",
     }
     module = make_module(scheduler=spec)
-    trainer = fit(module, BackboneFinetuning(backbone=r"net\.0", unfreeze_at_epoch=1, lr=0.04), 3, tmp_path)
+    trainer = fit(module, UnfreezeBackbone(backbone=r"net\.0", unfreeze_at_epoch=1, lr=0.04), 3, tmp_path)
     groups = {g["name"]: g["lr"] for g in trainer.optimizers[0].param_groups}
     assert groups["backbone"] == pytest.approx(0.04 * 0.5**2) and groups["default"] == pytest.approx(
         0.1 * 0.5**3
@@ -48,4 +48,4 @@ def test_the_new_group_is_scheduled_too(tmp_path):
 
 def test_a_pattern_matching_no_module_names_the_modules(tmp_path):
     with pytest.raises(ConfigError, match=r"matches no module.*net"):
-        fit(make_module(), BackboneFinetuning(backbone="backbone"), 1, tmp_path)
+        fit(make_module(), UnfreezeBackbone(backbone="backbone"), 1, tmp_path)

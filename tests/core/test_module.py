@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from modules import blobs, fit, make_module
-from trainlab.core.metrics import StageMetrics
+from trainlab.core.metrics import ClassificationMetrics
 from trainlab.core.module import ClassifierModule
 from trainlab.errors import ConfigError
 from trainlab.losses import ClassifierLoss
@@ -126,7 +126,7 @@ def make_module_with(**kwargs) -> ClassifierModule:
 
 
 def test_epoch_loss_and_accuracy_are_sample_weighted_and_keep_a_nan():
-    metrics = StageMetrics(num_classes=3)
+    metrics = ClassificationMetrics(num_classes=3)
     metrics.update(torch.tensor(1.0), torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))
     metrics.update(torch.tensor(4.0), torch.tensor([2]), torch.tensor([2]))
     values = metrics.compute_and_reset()

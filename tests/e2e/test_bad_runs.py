@@ -108,7 +108,7 @@ def test_a_checkpoint_of_another_model_names_keys_shapes_and_config(cli, one_epo
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"Checkpoint {ckpt} does not fit this run" in result.stderr
     assert "net.conv1.weight" in result.stderr  # lenet's weights, missing from the checkpoint
-    assert "model._target_: trainlab.models.tudui.Tudui -> trainlab.models.lenet.LeNet" in result.stderr
+    assert "model._target_: trainlab.models.tudui.TutorialCNN -> trainlab.models.lenet.LeNet" in result.stderr
     assert not (tmp_path / "other" / "checkpoints").exists()
 
 

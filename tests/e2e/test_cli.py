@@ -39,7 +39,8 @@ def test_default_run_on_digits_writes_everything_and_learns(cli):
 
     config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
     assert (
-        config["model"]["_target_"] == "trainlab.models.tudui.Tudui" and config["trainer"]["max_epochs"] == 8
+        config["model"]["_target_"] == "trainlab.models.tudui.TutorialCNN"
+        and config["trainer"]["max_epochs"] == 8
     )
     assert yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())[0] == "trainer.max_epochs=8"
     assert (run / "train.log").read_text().count("epoch ") >= 8

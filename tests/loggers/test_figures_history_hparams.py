@@ -80,7 +80,7 @@ def test_an_empty_history_still_draws(tmp_path):
 def test_hparams_name_the_chosen_groups_and_their_scalar_options():
     config = {
         "data": {"_target_": "trainlab.data.digits.DigitsDataModule", "batch_size": 64, "image_size": 32},
-        "model": {"_target_": "trainlab.models.tudui.Tudui", "num_classes": 10},
+        "model": {"_target_": "trainlab.models.tudui.TutorialCNN", "num_classes": 10},
         "loss": {
             "_target_": "x.ClassifierLoss",
             "criterion": {"_target_": "torch.nn.CrossEntropyLoss", "label_smoothing": 0.1, "weight": None},
@@ -102,7 +102,7 @@ def test_hparams_name_the_chosen_groups_and_their_scalar_options():
     }
     hparams = run_hparams(config, {"data": "digits", "optim": "sgd", "loss": "ce"})
     assert hparams["data"] == "digits" and hparams["optim"] == "sgd" and hparams["loss"] == "ce"
-    assert hparams["model"] == "Tudui" and hparams["scheduler"] == "none"  # no choice known: class name
+    assert hparams["model"] == "TutorialCNN" and hparams["scheduler"] == "none"  # no choice known: class name
     assert (
         hparams["optim.lr"] == 0.05 and hparams["optim.momentum"] == 0.9 and hparams["optim.nesterov"] is True
     )

@@ -5,12 +5,12 @@ from torch import nn
 from trainlab.errors import ConfigError
 from trainlab.models.lenet import LeNet
 from trainlab.models.resnet import cifar_resnet18
-from trainlab.models.tudui import Tudui
+from trainlab.models.tudui import TutorialCNN
 
 
 def test_tudui_is_the_tutorial_network_layer_for_layer():
-    net = Tudui()
-    layers = [m for m in net.modules() if not isinstance(m, nn.Sequential | Tudui)]
+    net = TutorialCNN()
+    layers = [m for m in net.modules() if not isinstance(m, nn.Sequential | TutorialCNN)]
     expected = [
         (nn.Conv2d, (3, 32, (5, 5), (2, 2))),
         (nn.MaxPool2d, None),
@@ -32,9 +32,9 @@ def test_tudui_is_the_tutorial_network_layer_for_layer():
 
 
 def test_tudui_adapts_to_channels_and_size():
-    assert Tudui(num_classes=4, in_channels=1, image_size=64)(torch.randn(1, 1, 64, 64)).shape == (1, 4)
+    assert TutorialCNN(num_classes=4, in_channels=1, image_size=64)(torch.randn(1, 1, 64, 64)).shape == (1, 4)
     with pytest.raises(ConfigError, match="image_size=4"):
-        Tudui(image_size=4)
+        TutorialCNN(image_size=4)
 
 
 def test_lenet_matches_the_rmb_tutorial():

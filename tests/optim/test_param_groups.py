@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from trainlab.errors import ConfigError
-from trainlab.models.tudui import Tudui
+from trainlab.models.tudui import TutorialCNN
 from trainlab.optim.param_groups import build_param_groups
 
 
@@ -12,7 +12,7 @@ class Wrapper(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = Tudui(num_classes=10, in_channels=1)
+        self.net = TutorialCNN(num_classes=10, in_channels=1)
 
 
 def names_by_group(model: nn.Module, groups: list[dict]) -> dict[str, set[str]]:

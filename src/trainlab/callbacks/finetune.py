@@ -20,7 +20,7 @@ from torch import nn
 from trainlab.errors import ConfigError
 
 
-class BackboneFinetuning(BaseFinetuning):
+class UnfreezeBackbone(BaseFinetuning):
     def __init__(
         self,
         backbone: str,

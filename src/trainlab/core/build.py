@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 import trainlab.conf
-from trainlab.errors import ConfigError, TrainlabError
+from trainlab.errors import ConfigError, TrainlabError, nearest
 
 
 def chosen_option(group: str) -> str | None:
@@ -77,8 +77,6 @@ def config_error(group: str, err: BaseException, hint: str = "") -> ConfigError:
 
 def unexpected_key_hint(err: BaseException, node: DictConfig, group: str) -> str:
     """For `+optim.wd=0.1` (a key the class does not take): the key of the config it was meant for."""
-    from trainlab.errors import nearest
-
     found = re.search(r"unexpected keyword argument '(\w+)'", str(err))
     if not found or not isinstance(node, DictConfig):
         return ""

@@ -22,7 +22,7 @@ def higher_is_better(metric: str) -> bool | None:
     return HIGHER_IS_BETTER.get(metric.rsplit("/", 1)[-1])
 
 
-class StageMetrics(nn.Module):
+class ClassificationMetrics(nn.Module):
     """Sample-weighted mean loss and accuracy of one stage over an epoch, synced across devices.
 
     Kept as device-side sums (loss x samples, correct, samples) that never ask the host for a value
@@ -101,7 +101,7 @@ def stage_metrics(task: str, num_classes: int, confusion: bool = False) -> nn.Mo
     """The metrics a stage of a `task` run keeps (the loss's task: classification or sequence)."""
     if task == "sequence":
         return SequenceMetrics()
-    return StageMetrics(num_classes, confusion=confusion)
+    return ClassificationMetrics(num_classes, confusion=confusion)
 
 
 def exact_matches(preds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

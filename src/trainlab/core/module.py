@@ -23,7 +23,7 @@ from trainlab.compat import (
     resumed_epoch_in_progress,
 )
 from trainlab.core.distributed import loss_scale_for_global_mean
-from trainlab.core.metrics import StageMetrics, load_running_state, running_state, stage_metrics
+from trainlab.core.metrics import load_running_state, running_state, stage_metrics
 from trainlab.core.rng import capture_rng_state, restore_rng_state
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.loggers.tensorboard import log_histogram
@@ -102,6 +102,7 @@ class ClassifierModule(L.LightningModule):
         self.train_metrics = stage_metrics(task, num_classes)
         self.val_metrics = stage_metrics(task, num_classes, confusion=True)
         self.test_metrics = stage_metrics(task, num_classes, confusion=True)
+        self.metrics = {"train": self.train_metrics, "val": self.val_metrics, "test": self.test_metrics}
         self.val_acc_best = MaxMetric()
         self.history = MetricHistory()
         self._epoch_lrs: tuple[int, dict[str, float], dict[str, float]] | None = None
@@ -134,7 +135,7 @@ class ClassifierModule(L.LightningModule):
         if raw.ndim and stage == "train" and self._at_log_step():
             per_sample = raw.detach().reshape(len(labels), -1).mean(dim=1)
             log_histogram(self, "train/loss_per_sample", per_sample)
-        metrics: StageMetrics = getattr(self, f"{stage}_metrics")
+        metrics = self.metrics[stage]
         metrics.update(loss.detach(), self.loss.predict(outputs.detach()), labels)
         return loss
 
@@ -250,7 +251,7 @@ class ClassifierModule(L.LightningModule):
 
     def _log_epoch(self, stage: str) -> torch.Tensor:
         """Epoch means over all samples (synced across devices by torchmetrics), then reset."""
-        metrics: StageMetrics = getattr(self, f"{stage}_metrics")
+        metrics = self.metrics[stage]
         values = metrics.compute_and_reset()
         for name, value in values.items():
             self.log(f"{stage}/{name}", value, prog_bar=stage != "train" and name in ("loss", "acc"))
@@ -261,7 +262,7 @@ class ClassifierModule(L.LightningModule):
 
     def confusion_matrix(self, stage: str) -> torch.Tensor | None:
         """The confusion matrix of the last finished `val` or `test` epoch (None before one ends)."""
-        metrics: StageMetrics = getattr(self, f"{stage}_metrics")
+        metrics = self.metrics[stage]
         return metrics.last_confusion
 
     def learning_rates(self) -> dict[str, float]:
@@ -277,16 +278,13 @@ class ClassifierModule(L.LightningModule):
         """What this module logs, by when: "epoch" (each epoch's train/ and val/ values, after its
         validation), "step" (each optimizer step), "test" (only when testing). Monitors are checked
         against these before training (trainlab.training.preflight.config.check_monitors)."""
-        epoch = [f"{stage}/{name}" for stage in ("train", "val") for name in self._stage(stage).names]
+        epoch = [f"{stage}/{name}" for stage in ("train", "val") for name in self.metrics[stage].names]
         epoch.append("val/acc_best")
         if self.nonfinite_loss == "skip":
             epoch.append("train/skipped_batches")
         groups = self.build_optimizer().param_groups
         step = ["train/loss_step", *(f"lr/{group_name(group, i)}" for i, group in enumerate(groups))]
-        return {"epoch": epoch, "step": step, "test": [f"test/{name}" for name in self.test_metrics.names]}
-
-    def _stage(self, stage: str) -> Any:
-        return getattr(self, f"{stage}_metrics")
+        return {"epoch": epoch, "step": step, "test": [f"test/{name}" for name in self.metrics["test"].names]}
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         """The optimizer over named parameter groups (see trainlab.optim.param_groups)."""
@@ -341,7 +339,7 @@ class ClassifierModule(L.LightningModule):
     def _train_sums_of_all_ranks(self) -> dict[str, dict[str, torch.Tensor]]:
         """This epoch's training sums so far (empty at an epoch's end); summed over ranks, since only
         rank 0 writes the checkpoint (every rank runs this hook)."""
-        sums = running_state(self.train_metrics)
+        sums = running_state(self.metrics["train"])
         if self._trainer is not None and self.trainer.world_size > 1:
             sums = {
                 name: {k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in state.items()}
@@ -364,7 +362,7 @@ class ClassifierModule(L.LightningModule):
             return  # weights for testing or evaluation: the training state below is not wanted
         self._plateau_pending = list(checkpoint.get("trainlab_plateau_pending") or [])
         if self.global_rank == 0:  # the sums of all ranks, counted once
-            load_running_state(self.train_metrics, checkpoint.get("trainlab_train_sums") or {})
+            load_running_state(self.metrics["train"], checkpoint.get("trainlab_train_sums") or {})
         saved_schedule, schedule = saved_config.get("scheduler"), self.config.get("scheduler")
         if saved_schedule is None or schedule is None:
             return

@@ -21,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
+from trainlab.core.build import where_defined
 from trainlab.errors import ConfigError
 
 # Optional[...] rather than `X | None`: OmegaConf reads the annotations at runtime (Python 3.10+ syntax
@@ -74,7 +75,7 @@ class TrainerSchema:
 
 @dataclass
 class DataSchema:
-    """Keys every dataset config has (trainlab.data.base.ClassificationDataModule)."""
+    """Keys every dataset config has (trainlab.data.base.ImageDataModule)."""
 
     batch_size: int = at_least(1)
     num_workers: int = at_least(0)
@@ -159,7 +160,5 @@ def _expected(spec: dataclasses.Field) -> str:
 
 
 def _where(section: str) -> str:
-    from trainlab.core.build import where_defined
-
     origin = "conf/train.yaml" if section == "train" else where_defined(section)
     return f"Fix it on the command line or in {origin}."

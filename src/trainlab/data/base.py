@@ -33,7 +33,7 @@ class Splits:
     classes: list[str]
 
 
-class ClassificationDataModule(L.LightningDataModule):
+class ImageDataModule(L.LightningDataModule):
     """Base class: subclasses implement `load_splits()` (and `prepare_data()` if they download)."""
 
     task = "classification"  # losses declare the task they fit; trainlab checks the pair before training

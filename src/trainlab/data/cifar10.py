@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torchvision.datasets.utils import download_and_extract_archive
 
-from trainlab.data.base import ClassificationDataModule, Splits
+from trainlab.data.base import ImageDataModule, Splits
 from trainlab.data.datasets import TensorImageDataset
 from trainlab.data.stratified import stratified_split
 from trainlab.errors import ConfigError, DataError
@@ -65,7 +65,7 @@ def read_class_names(batch_dir: Path) -> list[str]:
     return [str(name) for name in _unpickle(batch_dir / META_FILE)["label_names"]]
 
 
-class CIFAR10DataModule(ClassificationDataModule):
+class CIFAR10DataModule(ImageDataModule):
     """45k/5k (val_size) stratified split of the training batches; the test batch is the test set."""
 
     supports_batched = True

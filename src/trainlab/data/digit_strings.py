@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from trainlab.data.base import ClassificationDataModule, Splits
+from trainlab.data.base import ImageDataModule, Splits
 from trainlab.data.datasets import Key, TensorImageDataset, Transform, index_of, seeded
 from trainlab.data.digits import load_digit_images
 from trainlab.data.stratified import check_fractions, stratified_split
@@ -27,7 +27,7 @@ from trainlab.errors import ConfigError
 from trainlab.losses.targets import PAD
 
 
-class DigitStringsDataModule(ClassificationDataModule):
+class DigitStringsDataModule(ImageDataModule):
     """Labels are (max_length,) tensors of digits padded with -1; `image_size` is the canvas height."""
 
     task = "sequence"

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from trainlab.data.base import ClassificationDataModule, Splits
+from trainlab.data.base import ImageDataModule, Splits
 from trainlab.data.datasets import TensorImageDataset
 from trainlab.data.stratified import check_fractions, stratified_split
 
@@ -24,7 +24,7 @@ def load_digit_images(image_size: int, in_channels: int) -> tuple[torch.Tensor, 
     return images, torch.from_numpy(digits.target).long()
 
 
-class DigitsDataModule(ClassificationDataModule):
+class DigitsDataModule(ImageDataModule):
     """The digits split (stratified, seeded) into train/val/test; all held in memory."""
 
     supports_batched = True

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from trainlab.data.base import ClassificationDataModule, Splits
+from trainlab.data.base import ImageDataModule, Splits
 from trainlab.data.batched import decode_steps
 from trainlab.data.cache import cached_decode
 from trainlab.data.datasets import ImageFileDataset, TensorImageDataset, unreadable_images
@@ -88,7 +88,7 @@ def find_dataset_dir(root: Path, layouts: Sequence[str]) -> Path:
     return root
 
 
-class ImageFolderDataModule(ClassificationDataModule):
+class ImageFolderDataModule(ImageDataModule):
     """Class-folder images decoded per access; split on the fly when the folder is not split already."""
 
     supports_batched = True

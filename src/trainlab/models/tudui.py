@@ -8,7 +8,7 @@ from torch import nn
 from trainlab.errors import ConfigError
 
 
-class Tudui(nn.Module):
+class TutorialCNN(nn.Module):
     """Conv(32,5) -> pool -> Conv(32,5) -> pool -> Conv(64,5) -> pool -> Linear(64) -> Linear(classes).
 
     The tutorial uses no activations; max-pooling is its only non-linearity. Split into `features` and
@@ -19,7 +19,9 @@ class Tudui(nn.Module):
         super().__init__()
         side = image_size // 8  # three 2x2 poolings; the 5x5 convs are padded and keep the size
         if side < 1:
-            raise ConfigError(f"Tudui needs images of at least 8x8 pixels, got data.image_size={image_size}.")
+            raise ConfigError(
+                f"model=tudui needs images of at least 8x8 pixels, got data.image_size={image_size}."
+            )
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 32, 5, padding=2),
             nn.MaxPool2d(2),
@@ -33,3 +35,8 @@ class Tudui(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+Tudui = (
+    TutorialCNN  # the name in the configs of checkpoints written before the rename (trainlab.eval, predict)
+)

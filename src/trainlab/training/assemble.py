@@ -21,7 +21,7 @@ from trainlab.core.build import (
 )
 from trainlab.core.distributed import SameConfigOnRanks, use_hydra_job_launcher
 from trainlab.core.module import ClassifierModule
-from trainlab.data.base import ClassificationDataModule
+from trainlab.data.base import ImageDataModule
 from trainlab.errors import ConfigError
 from trainlab.loggers.hparams import CHOICE_GROUPS, run_hparams
 from trainlab.losses import LossAdapter
@@ -35,7 +35,7 @@ from trainlab.training.preflight.objects import (
 log = logging.getLogger(__name__)
 
 
-def prepare_data(cfg: DictConfig) -> ClassificationDataModule:
+def prepare_data(cfg: DictConfig) -> ImageDataModule:
     """Find and check the dataset before anything else."""
     datamodule = build("data", cfg.data)
     datamodule.prepare_data()
@@ -43,7 +43,7 @@ def prepare_data(cfg: DictConfig) -> ClassificationDataModule:
     return datamodule
 
 
-def build_module(cfg: DictConfig, datamodule: ClassificationDataModule) -> ClassifierModule:
+def build_module(cfg: DictConfig, datamodule: ImageDataModule) -> ClassifierModule:
     net = build("model", cfg.model)  # its ${data.num_classes}: see preflight.config.record_effective_data
     check_model_fits_data(net, datamodule)
     module = ClassifierModule(
@@ -75,14 +75,14 @@ def build_optimizer_parts(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def build_loss(cfg: DictConfig, datamodule: ClassificationDataModule) -> LossAdapter:
+def build_loss(cfg: DictConfig, datamodule: ImageDataModule) -> LossAdapter:
     loss = build("loss", cfg.loss, num_classes=datamodule.num_classes, class_counts=datamodule.class_counts)
     if loss.task != datamodule.task:
         raise task_mismatch("loss", loss.task, datamodule.task)
     return loss
 
 
-def build_trainer(cfg: DictConfig, datamodule: ClassificationDataModule) -> L.Trainer:
+def build_trainer(cfg: DictConfig, datamodule: ImageDataModule) -> L.Trainer:
     callbacks = [build("callbacks", node) for node in (cfg.get("callbacks") or {}).values()]
     # Lightning runs checkpoint callbacks in list order: the best-checkpoint ones first, so that the
     # rolling last.ckpt (unmonitored) holds their state after this epoch, not the one before
@@ -115,7 +115,7 @@ def resolved_config_and_hparams(cfg: DictConfig) -> tuple[dict[str, Any], dict[s
     return resolved, run_hparams(resolved, chosen_options())
 
 
-def run_length(trainer: L.Trainer, datamodule: ClassificationDataModule) -> RunLength:
+def run_length(trainer: L.Trainer, datamodule: ImageDataModule) -> RunLength:
     """The run's length as Lightning will train it (its `estimated_stepping_batches`), known before fit."""
     batches = datamodule.train_batches_per_epoch(trainer.world_size)
     limit = trainer.limit_train_batches

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 import trainlab
 from trainlab.atomic import atomic_write_text
 from trainlab.core.module import ClassifierModule
-from trainlab.data.base import ClassificationDataModule
+from trainlab.data.base import ImageDataModule
 from trainlab.loggers.hparams import run_hparams
 from trainlab.loggers.tensorboard import log_run_overview
 from trainlab.records.files import provenance, to_number, write_json
@@ -29,9 +29,7 @@ def fit_metrics(trainer: L.Trainer, module: ClassifierModule) -> dict[str, Any]:
     return metrics
 
 
-def test_metrics(
-    trainer: L.Trainer, module: ClassifierModule, datamodule: ClassificationDataModule
-) -> dict[str, Any]:
+def test_metrics(trainer: L.Trainer, module: ClassifierModule, datamodule: ImageDataModule) -> dict[str, Any]:
     """The test split's metrics, from the best checkpoint by the monitored metric (else the last one)."""
     best, _ = saved_checkpoints(trainer)
     results = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
@@ -42,7 +40,7 @@ def write_results(
     metrics: dict[str, Any],
     trainer: L.Trainer,
     module: ClassifierModule,
-    datamodule: ClassificationDataModule,
+    datamodule: ImageDataModule,
     output_dir: Path,
     started: float,
 ) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from trainlab.core.distributed import distributed_job
 from trainlab.core.logs import route_lightning_logs_to_hydra, silence_known_warnings
 from trainlab.core.module import ClassifierModule
 from trainlab.core.schema import validate
-from trainlab.data.base import ClassificationDataModule
+from trainlab.data.base import ImageDataModule
 from trainlab.training.assemble import (
     build_module,
     build_trainer,
@@ -78,7 +78,7 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
     return write_results(metrics, trainer, module, datamodule, output_dir, started)
 
 
-def preflight(cfg: DictConfig) -> tuple[ClassificationDataModule, L.Trainer, ClassifierModule]:
+def preflight(cfg: DictConfig) -> tuple[ImageDataModule, L.Trainer, ClassifierModule]:
     """Build the run's objects, checking each against the config as it comes, and rehearse one step of
     each split: every mistake the config can hold stops here, before the run dir holds more than logs."""
     validate(cfg)

@@ -22,7 +22,7 @@ from trainlab.core.build import (
     unexpected_key_hint,
 )
 from trainlab.core.module import ClassifierModule
-from trainlab.data.base import ClassificationDataModule
+from trainlab.data.base import ImageDataModule
 from trainlab.errors import ConfigError
 from trainlab.optim.checks import check_gradient_kinds
 from trainlab.optim.schedulers import build_scheduler
@@ -49,7 +49,7 @@ def task_pairs() -> str:
     return "; ".join(parts)
 
 
-def check_model_fits_data(net: torch.nn.Module, datamodule: ClassificationDataModule) -> None:
+def check_model_fits_data(net: torch.nn.Module, datamodule: ImageDataModule) -> None:
     """One validation image through the network: a model/data mismatch fails now, in plain words."""
     model_task = getattr(net, "task", "classification")
     if model_task != datamodule.task:

@@ -25,7 +25,7 @@ import trainlab.conf
 from trainlab.core.build import chosen_option, where_defined
 from trainlab.core.module import ClassifierModule
 from trainlab.core.rng import capture_rng_state, restore_rng_state
-from trainlab.data.base import ClassificationDataModule
+from trainlab.data.base import ImageDataModule
 from trainlab.errors import ConfigError, TrainlabError
 
 log = logging.getLogger("trainlab.training.preflight")
@@ -35,7 +35,7 @@ SPLITS = ("train", "val", "test")
 BROADCAST_WARNING = r".*target size .* different to the input size.*"
 
 
-def rehearse(module: ClassifierModule, datamodule: ClassificationDataModule, trainer: L.Trainer) -> None:
+def rehearse(module: ClassifierModule, datamodule: ImageDataModule, trainer: L.Trainer) -> None:
     """Run one training and one evaluation step of a copy of `module`; raise a ConfigError naming the
     keys involved when any part does not fit, warn once for a legal but unusual loss input form."""
     advice = getattr(module.loss, "input_advice", lambda: None)()
@@ -54,7 +54,7 @@ def rehearse(module: ClassifierModule, datamodule: ClassificationDataModule, tra
                 step(twin, split, images, labels.to(device), precision)
 
 
-def first_batch(datamodule: ClassificationDataModule, split: str) -> tuple[torch.Tensor, Any] | None:
+def first_batch(datamodule: ImageDataModule, split: str) -> tuple[torch.Tensor, Any] | None:
     """The split's first samples through its transforms, or the error that stops them, named."""
     try:
         return datamodule.example_batch(split)
