@@ -38,6 +38,7 @@ def test_every_shipped_option_passes(tmp_path, group):
         ("seed=1.5", "seed=1.5 is invalid: expected an integer"),
         ("test=maybe", "test='maybe' is invalid: expected true or false"),
         ("nonfinite_loss=ignore", "nonfinite_loss='ignore' is invalid: expected one of stop, skip"),
+        ("tta=rotate", "tta='rotate' is invalid: expected one of flip"),
     ],
 )
 def test_bad_values_name_key_value_and_rule(tmp_path, override, message):

@@ -8,7 +8,7 @@ from torch import nn
 
 from configs import compose_train
 from trainlab.core.build import build
-from trainlab.core.metrics import SequenceMetrics, edit_distance, exact_matches
+from trainlab.core.metrics import SequenceMetrics, exact_matches
 from trainlab.errors import ConfigError
 from trainlab.losses import CTCSequenceLoss
 
@@ -79,14 +79,6 @@ def test_class_probabilities_do_not_apply_to_sequences():
     assert texts == ["12"] and 0.9 < path_probability[0] <= 1.0
 
 
-@pytest.mark.parametrize(
-    ("a", "b", "distance"),
-    [([], [], 0), ([1, 2, 3], [1, 2, 3], 0), ([1, 2, 3], [1, 3], 1), ([1, 2], [2, 1], 2), ([], [4, 4], 2)],
-)
-def test_edit_distance(a, b, distance):
-    assert edit_distance(a, b) == distance == edit_distance(b, a)
-
-
 def test_sequence_metrics_are_exact_match_accuracy_and_character_error_rate():
     metrics = SequenceMetrics()
     preds = torch.tensor([[1, 2, 3, PAD, PAD], [4, 4, PAD, PAD, PAD], [7, PAD, PAD, PAD, PAD]])
@@ -96,3 +88,8 @@ def test_sequence_metrics_are_exact_match_accuracy_and_character_error_rate():
     assert values["acc"].item() == pytest.approx(1 / 3)
     assert values["cer"].item() == pytest.approx((0 + 1 + 3) / (3 + 1 + 4))
     assert values["loss"].item() == pytest.approx(0.5)
+    # insertions, deletions and substitutions each count one edit; the state is reset after compute
+    metrics.update(
+        torch.tensor(0.1), torch.tensor([[2, 1, PAD], [5, 5, 5]]), torch.tensor([[1, 2], [5, PAD]])
+    )
+    assert metrics.compute_and_reset()["cer"].item() == pytest.approx((2 + 2) / (2 + 1))

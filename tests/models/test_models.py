@@ -2,7 +2,6 @@ import pytest
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError
 from trainlab.models.lenet import LeNet
 from trainlab.models.resnet import cifar_resnet18
 from trainlab.models.tudui import TutorialCNN
@@ -33,7 +32,7 @@ def test_tudui_is_the_tutorial_network_layer_for_layer():
 
 def test_tudui_adapts_to_channels_and_size():
     assert TutorialCNN(num_classes=4, in_channels=1, image_size=64)(torch.randn(1, 1, 64, 64)).shape == (1, 4)
-    with pytest.raises(ConfigError, match="image_size=4"):
+    with pytest.raises(ValueError, match="image_size=4"):
         TutorialCNN(image_size=4)
 
 

@@ -41,7 +41,8 @@ def build(group: str, node: DictConfig, **kwargs: Any) -> Any:
         cause = _user_error(err)
         if cause is not None:
             raise cause from None
-        raise config_error(group, err, unexpected_key_hint(err, node, group)) from err
+        hint = unexpected_key_hint(err, node, group) or interpolation_hint(err, node, group)
+        raise config_error(group, err, hint) from err
 
 
 def shipped_options(group: str) -> list[str]:
@@ -69,10 +70,29 @@ def where_defined(group: str) -> str:
 
 
 def config_error(group: str, err: BaseException, hint: str = "") -> ConfigError:
-    """A build failure of one group as a user error that names the file to look at."""
+    """A build failure of one group as a user error that names the file to look at. A class that refused
+    a value (ValueError) is quoted in its own words, not inside Hydra's wrapper."""
+    cause = err.__cause__ if isinstance(err, InstantiationException) else None
+    reason = str(cause) if isinstance(cause, ValueError) else str(err)
     return ConfigError(
-        f"Cannot build {group} from {where_defined(group)}: {err}.{hint} Check the {group}.* values."
+        f"Cannot build {group} from {where_defined(group)}: {reason}.{hint} Check the {group}.* values."
     )
+
+
+def interpolation_hint(err: BaseException, node: DictConfig, group: str) -> str:
+    """For a value the class refused that the config takes from another key (`image_size:
+    ${data.image_size}`): that key, which is the one to change."""
+    if not isinstance(node, DictConfig):
+        return ""
+    raw = OmegaConf.to_container(node, resolve=False)
+    sources = [
+        f" {group}.{key} is {value}: set {value[2:-1]}."
+        for key, value in raw.items()
+        if isinstance(value, str)
+        and re.fullmatch(r"\$\{[\w.]+\}", value)
+        and re.search(rf"\b{key}\b", str(err))
+    ]
+    return "".join(sources)
 
 
 def unexpected_key_hint(err: BaseException, node: DictConfig, group: str) -> str:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric, Metric, SumMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics.text import CharErrorRate
 
 from trainlab.losses.targets import PAD
 
@@ -65,8 +66,9 @@ class ClassificationMetrics(nn.Module):
 class SequenceMetrics(nn.Module):
     """Mean loss, exact-match accuracy and character error rate of decoded label sequences.
 
-    Predictions and labels are (N, length) tensors padded with -1. The error rate is the edit distance
-    (insertions, deletions, substitutions) summed over samples, divided by the summed label lengths.
+    Predictions and labels are (N, length) tensors padded with -1. The error rate is torchmetrics'
+    CharErrorRate: the edit distance (insertions, deletions, substitutions) summed over samples, divided
+    by the summed label lengths; each class index is one character.
     """
 
     last_confusion = None  # no confusion matrix for sequences
@@ -76,23 +78,20 @@ class SequenceMetrics(nn.Module):
         super().__init__()
         self.loss = MeanMetric()
         self.exact = MeanMetric()
-        self.edits = SumMetric()
-        self.characters = SumMetric()
+        self.cer = CharErrorRate()
 
     def update(self, loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
         self.loss.update(loss, weight=len(labels))
         self.exact.update(exact_matches(preds, labels).float())
-        predicted, true = as_lists(preds), as_lists(labels)
-        self.edits.update(torch.tensor(float(sum(map(edit_distance, predicted, true)))))
-        self.characters.update(torch.tensor(float(sum(map(len, true)))))
+        self.cer.update(as_strings(preds), as_strings(labels))
 
     def compute_and_reset(self) -> dict[str, torch.Tensor]:
         values = {
             "loss": self.loss.compute(),
             "acc": self.exact.compute(),
-            "cer": self.edits.compute() / self.characters.compute().clamp(min=1),
+            "cer": torch.nan_to_num(self.cer.compute(), nan=0.0),  # no label characters: no errors
         }
-        for metric in (self.loss, self.exact, self.edits, self.characters):
+        for metric in (self.loss, self.exact, self.cer):
             metric.reset()
         return values
 
@@ -112,19 +111,9 @@ def exact_matches(preds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (preds == labels).all(dim=1)
 
 
-def as_lists(sequences: torch.Tensor) -> list[list[int]]:
-    return [[int(v) for v in row if v != PAD] for row in sequences.tolist()]
-
-
-def edit_distance(a: list[int], b: list[int]) -> int:
-    """Levenshtein distance between two short sequences."""
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
+def as_strings(sequences: torch.Tensor) -> list[str]:
+    """Each padded row of class indices as a string, one character per class (for CharErrorRate)."""
+    return ["".join(chr(0xE000 + v) for v in row if v != PAD) for row in sequences.tolist()]
 
 
 def running_state(metrics: nn.Module) -> dict[str, dict[str, torch.Tensor]]:

@@ -34,9 +34,6 @@ from trainlab.records.history import MetricHistory
 
 log = logging.getLogger(__name__)
 
-NONFINITE_POLICIES = ("stop", "skip")
-TTA_MODES = (None, "flip")
-
 
 class NonFiniteLossError(TrainlabError):
     """The training loss became NaN or Inf (nonfinite_loss=stop)."""
@@ -70,12 +67,7 @@ class ClassifierModule(L.LightningModule):
         tta: str | None = None,
     ) -> None:
         super().__init__()
-        if nonfinite_loss not in NONFINITE_POLICIES:
-            raise ConfigError(
-                f"nonfinite_loss={nonfinite_loss!r} is not a policy: use {' or '.join(NONFINITE_POLICIES)}."
-            )
-        if tta not in TTA_MODES:
-            raise ConfigError(f"tta={tta!r} is unknown: use flip, or null for none.")
+        # nonfinite_loss and tta values are checked by the schema (core.schema); what fits the loss here
         if tta == "flip" and getattr(loss, "task", "classification") == "sequence":
             raise ConfigError(
                 "tta=flip mirrors images, which reverses a sequence's reading order: use tta=null."

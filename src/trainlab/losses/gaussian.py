@@ -38,8 +38,7 @@ class GaussianNLLClassifierLoss(LossAdapter):
 
     def variance(self, logits: torch.Tensor) -> torch.Tensor:
         # Detached input: otherwise the network learns to bend its class scores to shrink the NLL through
-        # the variance instead of fitting the mean, and hard samples stall (measured: 0.88 vs 1.0 accuracy
-        # after 300 steps on the same batch).
+        # the variance instead of fitting the mean, and hard samples stall.
         return F.softplus(self.variance_head(logits.detach())) + self.min_variance
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError
-
 
 def conv_block(inputs: int, outputs: int, pool: tuple[int, int] | None) -> nn.Sequential:
     layers: list[nn.Module] = [
@@ -44,14 +42,9 @@ class CRNN(nn.Module):
     ) -> None:
         super().__init__()
         if image_size < 16 or image_size % 16:
-            raise ConfigError(
-                "model=crnn needs an image height that is a multiple of 16 (>= 16), "
-                f"got data.image_size={image_size}."
-            )
+            raise ValueError(f"image_size={image_size}: the image height must be a multiple of 16 (>= 16)")
         if len(channels) != 4:
-            raise ConfigError(
-                f"model.channels={list(channels)}: give four conv widths, e.g. [16, 32, 64, 64]."
-            )
+            raise ValueError(f"channels={list(channels)}: give four conv widths, e.g. [16, 32, 64, 64]")
         c1, c2, c3, c4 = channels
         self.features = nn.Sequential(
             conv_block(in_channels, c1, (2, 2)),  # H/2, W/2

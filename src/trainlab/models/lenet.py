@@ -6,8 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainlab.errors import ConfigError
-
 
 class LeNet(nn.Module):
     """conv 6@5x5 -> pool -> conv 16@5x5 -> pool -> fc 120 -> fc 84 -> fc classes, ReLU between."""
@@ -18,9 +16,7 @@ class LeNet(nn.Module):
         super().__init__()
         side = ((image_size - 4) // 2 - 4) // 2  # two unpadded 5x5 convs, each followed by a 2x2 pool
         if side < 1:
-            raise ConfigError(
-                f"LeNet needs images of at least 16x16 pixels, got data.image_size={image_size}."
-            )
+            raise ValueError(f"image_size={image_size}: LeNet needs images of at least 16x16 pixels")
         self.conv1 = nn.Conv2d(in_channels, 6, 5)
         self.conv2 = nn.Conv2d(6, 16, 5)
         self.fc1 = nn.Linear(16 * side * side, 120)

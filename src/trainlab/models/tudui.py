@@ -5,8 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainlab.errors import ConfigError
-
 
 class TutorialCNN(nn.Module):
     """Conv(32,5) -> pool -> Conv(32,5) -> pool -> Conv(64,5) -> pool -> Linear(64) -> Linear(classes).
@@ -19,9 +17,7 @@ class TutorialCNN(nn.Module):
         super().__init__()
         side = image_size // 8  # three 2x2 poolings; the 5x5 convs are padded and keep the size
         if side < 1:
-            raise ConfigError(
-                f"model=tudui needs images of at least 8x8 pixels, got data.image_size={image_size}."
-            )
+            raise ValueError(f"image_size={image_size}: the network needs images of at least 8x8 pixels")
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 32, 5, padding=2),
             nn.MaxPool2d(2),

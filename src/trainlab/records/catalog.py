@@ -103,7 +103,9 @@ def rank(records: Iterable[RunRecord], key: str = "val/acc_best") -> list[RunRec
     return sorted(records, key=order)
 
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # hydra.yaml is long; C parses it 10x faster
+_YAML_LOADER = getattr(
+    yaml, "CSafeLoader", yaml.SafeLoader
+)  # hydra.yaml is long: libyaml's parser, where installed
 
 
 def _load_yaml(path: Path) -> Any:
