@@ -65,3 +65,11 @@ def test_overrides_change_existing_keys_with_yaml_types_and_refuse_unknown_ones(
     assert cfg.data.root == "/new" and cfg.data.batch_size == 256
     with pytest.raises(ConfigError, match=r"data\.rot is not a key of the run config stored in"):
         apply_overrides(cfg, ["data.rot=/new"], tmp_path / "x.ckpt")
+
+
+def test_override_values_are_typed_by_omegaconf_and_replace_the_node(tmp_path):
+    cfg = OmegaConf.create({"paths": {"d": "/p"}, "data": {"root": "/old", "lr": 0.1, "kw": {"a": 1}}})
+    apply_overrides(cfg, ["data.root=${paths.d}/x", "data.lr=1e-3", "data.kw={b: 2}"], tmp_path / "x.ckpt")
+    assert cfg.data.root == "/p/x" and cfg.data.lr == 0.001 and cfg.data.kw == {"b": 2}
+    with pytest.raises(ConfigError, match=r"Cannot set data\.lr=\[1"):
+        apply_overrides(cfg, ["data.lr=[1"], tmp_path / "x.ckpt")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,21 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None]) -> None:
     with atomic_open(path, "wb") as handle:
         write(handle)
+
+
+def atomic_write_csv(
+    path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], fieldnames: Sequence[str] | None = None
+) -> None:
+    """A header row of `fieldnames` (default: the first row's keys, in order), then one line per row;
+    "\n" line ends, None as an empty cell. The one CSV writer of trainlab's output files."""
+    if fieldnames is None:
+        if not rows:
+            raise ValueError(f"{path}: no rows to take the CSV columns from; pass fieldnames")
+        fieldnames = list(rows[0])
+    with atomic_open(path, "w") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fieldnames, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def remove_partial_writes(directory: Path, recursive: bool = False) -> list[Path]:

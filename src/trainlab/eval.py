@@ -12,17 +12,17 @@ confusion_matrix.csv and confusion_matrix.png; prints the table.
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
+import numpy as np
 import torch
+from sklearn.metrics import precision_recall_fscore_support
 
-from trainlab.atomic import atomic_write_text
+from trainlab.atomic import atomic_write_csv
 from trainlab.checkpoints.restore import (
     apply_overrides,
     load_run_checkpoint,
@@ -41,31 +41,34 @@ SPLITS = ("test", "val")
 
 
 def class_report(matrix: torch.Tensor, classes: Sequence[str]) -> list[dict[str, Any]]:
-    """Precision, recall, F1 and support per class from a confusion matrix (rows true, columns predicted).
-
-    A class never predicted has precision 0 (and never present, recall 0), as in scikit-learn's
-    zero_division=0, so one empty class does not turn the macro average into NaN.
-    """
-    counts = matrix.double()
-    hits = counts.diag()
-    predicted, actual = counts.sum(dim=0), counts.sum(dim=1)
-    precision = torch.where(predicted > 0, hits / predicted.clamp(min=1), 0.0)
-    recall = torch.where(actual > 0, hits / actual.clamp(min=1), 0.0)
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    """Precision, recall, F1 and support per class from a confusion matrix (rows true, columns predicted),
+    by scikit-learn's `precision_recall_fscore_support` with zero_division=0: a class never predicted
+    has precision 0 (never present, recall 0), so one empty class does not make the macro average NaN."""
+    counts = matrix.long().numpy()
+    k = len(classes)
+    # the (true, predicted) pair of every sample, recovered from the matrix cell it was counted in
+    true, predicted = np.divmod(np.repeat(np.arange(k * k), counts.ravel()), k)
+    if true.size == 0:
+        precision = recall = f1 = support = np.zeros(k)
+    else:
+        precision, recall, f1, support = precision_recall_fscore_support(
+            true, predicted, labels=np.arange(k), zero_division=0
+        )
     return [
         {
             "class": name,
             "precision": float(precision[i]),
             "recall": float(recall[i]),
             "f1": float(f1[i]),
-            "support": int(actual[i]),
+            "support": int(support[i]),
         }
         for i, name in enumerate(classes)
     ]
 
 
 def macro_average(report: Sequence[dict[str, Any]]) -> dict[str, float]:
-    return {key: sum(row[key] for row in report) / len(report) for key in ("precision", "recall", "f1")}
+    """The unweighted mean over classes (scikit-learn's average="macro")."""
+    return {key: float(np.mean([row[key] for row in report])) for key in ("precision", "recall", "f1")}
 
 
 def split_loader(datamodule: ImageDataModule, split: str) -> Iterable:
@@ -131,24 +134,16 @@ def default_out_dir(ckpt_path: Path, split: str) -> Path:
 def write_report(out: Path, metrics: dict[str, Any], matrix: torch.Tensor, classes: Sequence[str]) -> None:
     try:
         write_json(out / "metrics.json", metrics)
-        atomic_write_text(out / "per_class.csv", _csv(metrics["per_class"]))
+        atomic_write_csv(out / "per_class.csv", metrics["per_class"])
         rows = [
             {"true": name, **dict(zip(classes, map(int, row), strict=True))}
             for name, row in zip(classes, matrix.tolist(), strict=True)
         ]
-        atomic_write_text(out / "confusion_matrix.csv", _csv(rows))
+        atomic_write_csv(out / "confusion_matrix.csv", rows)
         title = f"{metrics['split']} split of {Path(metrics['checkpoint']).name}"
         save_figure(confusion_matrix_figure(matrix, classes, title), out / "confusion_matrix.png")
     except OSError as err:
         raise TrainlabError(f"Cannot write the evaluation to {out}: {err}. Pick another out=DIR.") from err
-
-
-def _csv(rows: Sequence[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def format_report(metrics: dict[str, Any], out: Path) -> str:

@@ -12,9 +12,7 @@ of the loss's class scores), and prints a count per predicted class.
 
 from __future__ import annotations
 
-import csv
 import datetime
-import io
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -24,9 +22,8 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from PIL import Image, UnidentifiedImageError
 
-from trainlab.atomic import atomic_write_text
+from trainlab.atomic import atomic_write_csv
 from trainlab.checkpoints.restore import (
     apply_overrides,
     load_run_checkpoint,
@@ -34,6 +31,7 @@ from trainlab.checkpoints.restore import (
     rebuild_module,
 )
 from trainlab.core.logs import quiet_lightning
+from trainlab.data.datasets import read_image
 from trainlab.data.imagefolder import IMAGE_SUFFIXES, is_image
 from trainlab.data.transforms import compose
 from trainlab.errors import ConfigError, DataError, TrainlabError, exit_code
@@ -64,11 +62,7 @@ class ImageLoader:
         self.transform = compose(steps, self.image_size)
 
     def __call__(self, path: Path) -> torch.Tensor:
-        try:
-            with Image.open(path) as image:
-                tensor = self.transform(image.convert(self.mode))
-        except (UnidentifiedImageError, OSError) as err:
-            raise DataError(f"Cannot read image {path}: {err}. Remove or replace it.") from err
+        tensor = self.transform(read_image(path, self.mode, advice="Remove or replace it."))
         if tuple(tensor.shape[-2:]) != (self.image_size, self.image_size):
             size = (self.image_size, self.image_size)
             tensor = F.interpolate(tensor[None], size=size, mode="bilinear", antialias=True)[0]
@@ -97,12 +91,11 @@ def predict(ckpt_path: Path, inputs: Path, out: Path, batch_size: int, overrides
 
 
 def write_csv(out: Path, rows: Sequence[tuple[Path, str, float]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", "predicted", "probability"])
-    writer.writerows((str(path), name, f"{prob:.6f}") for path, name, prob in rows)
+    table = [
+        {"file": str(path), "predicted": name, "probability": f"{prob:.6f}"} for path, name, prob in rows
+    ]
     try:
-        atomic_write_text(out, buffer.getvalue())
+        atomic_write_csv(out, table, fieldnames=["file", "predicted", "probability"])
     except OSError as err:
         raise TrainlabError(f"Cannot write predictions to {out}: {err}. Pick another out=FILE.csv.") from err
 

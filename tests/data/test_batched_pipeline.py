@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import lightning.pytorch as L
 import pytest
@@ -18,7 +19,7 @@ from trainlab.data.digit_strings import DigitStringsDataModule
 from trainlab.data.digits import DigitsDataModule
 from trainlab.data.imagefolder import ImageFolderDataModule
 from trainlab.data.transforms import ToTensor
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, DataError
 
 TRAIN = [v2.RandomCrop(32, padding=2), ToTensor(), v2.Normalize(mean=[0.5], std=[0.5])]
 EVAL = [ToTensor(), v2.Normalize(mean=[0.5], std=[0.5])]
@@ -164,3 +165,13 @@ def test_labels_only_validation_has_are_refused():
         DataError, match=r"The val split has images of class\(es\) \['c'\] that the train split"
     ):
         check_labels_seen_in_training(Splits(seen, unseen, None, ["a", "b", "c"]))
+
+
+def test_an_unreadable_image_stops_decoding_with_the_skip_advice(tmp_path):
+    write_image_folder(tmp_path, ["a"], per_class=2)
+    bad = tmp_path / "a" / "a_001.jpg"
+    bad.write_bytes(b"")
+    with pytest.raises(
+        DataError, match=rf"^Cannot read image {re.escape(str(bad))}: .*set data\.skip_bad_images=true"
+    ):
+        trainlab.data.cache.decode_all(sorted((tmp_path / "a").iterdir()), "RGB", [])

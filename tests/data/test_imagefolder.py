@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from realformat import write_image_folder
+from trainlab.data.datasets import read_image
 from trainlab.data.imagefolder import ImageFolderDataModule
 from trainlab.errors import ConfigError, DataError
 
@@ -105,6 +106,19 @@ def test_unreadable_image_names_the_file(tmp_path):
             for i, path in enumerate(ds.paths):
                 if path == bad:
                     ds[i]
+
+
+def test_read_image_names_the_file_its_context_and_the_callers_advice(tmp_path):
+    write_image_folder(tmp_path, ["a"], per_class=1)
+    assert read_image(tmp_path / "a" / "a_000.jpg", "L").mode == "L"
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(DataError) as raised:
+        read_image(bad, "RGB", context="sample 7", advice="Remove it.")
+    assert str(raised.value) == f"Cannot read image {bad} (sample 7): {raised.value.__cause__}. Remove it."
+    assert isinstance(raised.value.__cause__, OSError)
+    with pytest.raises(DataError, match=r"^Cannot read image .*nowhere\.jpg: \[Errno 2\] .*'\.$"):
+        read_image(tmp_path / "nowhere.jpg", "RGB")
 
 
 def test_shared_rmb_is_read_when_present(shared_rmb):

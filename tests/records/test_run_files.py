@@ -5,7 +5,7 @@ from importlib import metadata
 import pytest
 import torch
 
-from trainlab.atomic import atomic_open, atomic_write_text
+from trainlab.atomic import atomic_open, atomic_write_csv, atomic_write_text
 from trainlab.checkpoints.io import AtomicCheckpointIO, CheckpointWriteError
 from trainlab.records.files import epoch_summary, git_state, provenance, to_number, write_json
 
@@ -18,6 +18,19 @@ def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
         raise RuntimeError("killed mid-write")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # the temporary file is gone too
+
+
+def test_atomic_write_csv_writes_a_header_then_newline_ended_rows(tmp_path):
+    target = tmp_path / "t.csv"
+    atomic_write_csv(target, [{"b": "x,y", "a": None}, {"b": 'say "hi"\nthere', "a": 0.25}])
+    assert target.read_bytes() == b'b,a\n"x,y",\n"say ""hi""\nthere",0.25\n'  # columns in the rows' order
+    atomic_write_csv(target, [{"b": 1, "a": 2}], fieldnames=["a", "b"])
+    assert target.read_text() == "a,b\n2,1\n"
+    atomic_write_csv(target, [], fieldnames=["a", "b"])
+    assert target.read_text() == "a,b\n"
+    with pytest.raises(ValueError, match="pass fieldnames"):
+        atomic_write_csv(target, [])
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]
 
 
 def test_checkpoint_io_saves_loadable_files_without_leftovers(tmp_path):

@@ -63,7 +63,11 @@ def load_run_checkpoint(path: Path) -> tuple[dict[str, Any], DictConfig, list[st
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: Path) -> DictConfig:
-    """Dotted `key=value` changes to the run config; only keys the run config has are accepted."""
+    """Dotted `key=value` changes to the run config; only keys the run config has are accepted.
+
+    Values are typed by OmegaConf's dotlist parser (YAML: `256` an int, `1e-3` a float, `KEY=` null,
+    `${...}` an interpolation of the run config); the key's node is replaced, not merged into.
+    """
     for word in overrides:
         key, _, value = word.partition("=")
         if OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
@@ -72,7 +76,8 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: Path) -> 
                 "`python -m trainlab.ckpt show` lists its groups."
             )
         try:
-            OmegaConf.update(cfg, key, yaml.safe_load(value) if value else None, merge=False)
+            parsed = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={value}"]))["value"]
+            OmegaConf.update(cfg, key, parsed, merge=False)
         except (OmegaConfBaseException, yaml.YAMLError) as err:
             raise ConfigError(f"Cannot set {key}={value}: {err}") from err
     return cfg

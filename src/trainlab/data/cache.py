@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from torchvision.transforms import v2
 
 from trainlab.atomic import atomic_write
+from trainlab.data.datasets import SKIP_BAD_IMAGES, read_image
 from trainlab.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -37,14 +37,7 @@ def decode_all(paths: Sequence[Path], mode: str, steps: Sequence[Any]) -> torch.
     prepare = v2.Compose([*steps, v2.PILToTensor()])
 
     def decode(path: Path) -> torch.Tensor:
-        try:
-            with Image.open(path) as image:
-                return prepare(image.convert(mode))
-        except OSError as err:
-            raise DataError(
-                f"Cannot read image {path}: {err}. Replace or remove the file, or set "
-                "data.skip_bad_images=true to leave unreadable images out, then run again."
-            ) from err
+        return prepare(read_image(path, mode, advice=SKIP_BAD_IMAGES))
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         images = list(pool.map(decode, paths))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from trainlab.errors import DataError
@@ -95,13 +95,7 @@ class ImageFileDataset(Dataset):
     def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
         index = index_of(key)
         path = self.paths[index]
-        try:
-            image = read_image(path, self.mode)
-        except (UnidentifiedImageError, OSError) as err:
-            raise DataError(
-                f"Cannot read image {path} (sample {index}): {err}. Replace or remove the file, or set "
-                "data.skip_bad_images=true to leave unreadable images out, then run again."
-            ) from err
+        image = read_image(path, self.mode, context=f"sample {index}", advice=SKIP_BAD_IMAGES)
         return seeded(self.transform, image, key), torch.tensor(self.labels[index])
 
     def unreadable_files(self) -> dict[Path, str]:
@@ -146,10 +140,25 @@ def header_problem(path: Path) -> str | None:
     return "not an image: its first bytes match none of JPEG, PNG, GIF, BMP, TIFF, WebP, PNM"
 
 
-def read_image(path: Path, mode: str) -> Image.Image:
-    """Decode the whole file (a truncated JPEG fails here, not half-grey later) into `mode`."""
-    with Image.open(path) as image:
-        return image.convert(mode)
+SKIP_BAD_IMAGES = (
+    "Replace or remove the file, or set data.skip_bad_images=true to leave unreadable images out, "
+    "then run again."
+)
+
+
+def read_image(path: Path, mode: str, context: str = "", advice: str = "") -> Image.Image:
+    """Decode the whole file (a truncated JPEG fails here, not half-grey later) into `mode`.
+
+    The one place trainlab opens an image file. One that does not decode raises DataError
+    "Cannot read image <path> (<context>): <reason>. <advice>" (the parts in brackets when given), the
+    reason being PIL's error, which is also the DataError's __cause__.
+    """
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode)
+    except OSError as err:  # PIL's UnidentifiedImageError is an OSError
+        where = f" ({context})" if context else ""
+        raise DataError(f"Cannot read image {path}{where}: {err}. {advice}".rstrip()) from err
 
 
 def unreadable_images(paths: Sequence[Path], mode: str) -> dict[Path, str]:
@@ -158,6 +167,6 @@ def unreadable_images(paths: Sequence[Path], mode: str) -> dict[Path, str]:
     for path in paths:
         try:
             read_image(path, mode)
-        except (UnidentifiedImageError, OSError) as err:
-            problems[path] = str(err) or type(err).__name__
+        except DataError as err:
+            problems[path] = str(err.__cause__) or type(err.__cause__).__name__
     return problems

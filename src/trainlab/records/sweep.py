@@ -7,8 +7,6 @@ any sweeper (grid or Optuna trials alike).
 
 from __future__ import annotations
 
-import csv
-import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from trainlab.atomic import atomic_write_text
+from trainlab.atomic import atomic_write_csv, atomic_write_text
 from trainlab.records.catalog import RunRecord, find_runs, rank
 from trainlab.records.status import mark_finished, read_status
 
@@ -49,17 +47,9 @@ def row(record: RunRecord) -> dict[str, Any]:
 def write_sweep_summary(sweep_dir: Path) -> list[RunRecord]:
     records = sweep_records(sweep_dir)
     rows = [row(r) for r in records]
-    atomic_write_text(sweep_dir / "summary.csv", to_csv(rows))
+    atomic_write_csv(sweep_dir / "summary.csv", rows, fieldnames=[*COLUMNS, "error"])
     atomic_write_text(sweep_dir / "summary.md", to_markdown(rows, sweep_dir))
     return records
-
-
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, "error"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
-    return buffer.getvalue()
 
 
 def to_markdown(rows: list[dict[str, Any]], sweep_dir: Path) -> str:

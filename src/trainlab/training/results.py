@@ -29,9 +29,10 @@ def fit_metrics(trainer: L.Trainer, module: ClassifierModule) -> dict[str, Any]:
     return metrics
 
 
-def test_metrics(trainer: L.Trainer, module: ClassifierModule, datamodule: ImageDataModule) -> dict[str, Any]:
-    """The test split's metrics, from the best checkpoint by the monitored metric (else the last one)."""
-    best, _ = saved_checkpoints(trainer)
+def test_metrics(
+    trainer: L.Trainer, module: ClassifierModule, datamodule: ImageDataModule, best: str | None
+) -> dict[str, Any]:
+    """The test split's metrics, from the `best` checkpoint file (None: the weights as fit left them)."""
     results = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     return {key: to_number(value) for key, value in (results[0] if results else {}).items()}
 
@@ -44,13 +45,12 @@ def write_results(
     output_dir: Path,
     started: float,
 ) -> dict[str, Any]:
-    """Complete the metrics (test keys, skipped images, checkpoint files, wall time), write metrics.json
+    """Complete the metrics (test keys, skipped images, wall time), write metrics.json
     and print the summary line (rank zero); returns the metrics."""
     if getattr(datamodule, "skip_bad_images", False):
         metrics["data/skipped_images"] = len(datamodule.skipped_images)
     for key in module.metric_names()["test"]:
         metrics.setdefault(key, None)
-    metrics["best_ckpt"], metrics["last_ckpt"] = saved_checkpoints(trainer)
     metrics["wall_s"] = round(time.perf_counter() - started, 3)
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", metrics)

@@ -47,7 +47,7 @@ from trainlab.training.preflight.config import (
 )
 from trainlab.training.preflight.objects import checked_resume_checkpoint
 from trainlab.training.preflight.rehearsal import rehearse
-from trainlab.training.results import fit_metrics, record_run, test_metrics, write_results
+from trainlab.training.results import fit_metrics, record_run, saved_checkpoints, test_metrics, write_results
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,11 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         stop_if_signalled(trainer)
         metrics = fit_metrics(trainer, module)
+        # read before testing: loading the best checkpoint for the test restores its callbacks' state
+        best, last = saved_checkpoints(trainer)
+        metrics |= {"best_ckpt": best, "last_ckpt": last}
         if cfg.get("test") and datamodule.has_test_split:
-            metrics |= test_metrics(trainer, module, datamodule)
+            metrics |= test_metrics(trainer, module, datamodule, best)
     return write_results(metrics, trainer, module, datamodule, output_dir, started)
 
 
