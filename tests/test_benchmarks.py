@@ -88,3 +88,14 @@ def test_preflight_benchmark_times_the_file_check_against_pil_and_the_checks_wit
     for row in rows[4:]:
         checks, total = float(row[1]), float(row[2])
         assert 0 < checks < total  # the run logged its checks' time, a part of the start-up
+
+
+def test_watch_benchmark_compares_steps_per_second_with_and_without_the_callback():
+    rows = table_rows(run_benchmark("watch"))
+    assert [row[0] for row in rows[1:]] == [
+        "callbacks=default (baseline)",
+        "callbacks=watch",
+        "callbacks=watch, histograms every 10 steps",
+    ]
+    values = ratios(rows)
+    assert values[0] == 1.0 and all(v > 0 for v in values)
