@@ -98,7 +98,7 @@ class WatchLayers(Callback):
             self._write_layout(trainer, values)
             for logger in trainer.loggers:
                 logger.log_metrics(values, step=step)
-        self._report_nonfinite()
+        self._report_nonfinite(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._grad_sums is None:
@@ -110,26 +110,26 @@ class WatchLayers(Callback):
             for name, total, grad in zip(self.names, sums, trainable, strict=True)
             if grad and total == 0.0 and name not in self._reported_dead
         ]
-        if dead:
-            self._reported_dead.update(dead)
+        if dead and trainer.is_global_zero:  # gradients are synced: every rank has the same ones
             log.warning(
                 "watch: zero gradient for the whole of epoch %d in %s: these layers do not learn (dead "
                 "activations before them, a detached path, or an output multiplied by zero)",
                 trainer.current_epoch + 1,
                 ", ".join(dead),
             )
+        self._reported_dead.update(dead)
         self._grad_sums.zero_()
-        self._report_nonfinite()
+        self._report_nonfinite(trainer)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        self._report_nonfinite()
+        self._report_nonfinite(trainer)
 
-    def _report_nonfinite(self) -> None:
+    def _report_nonfinite(self, trainer: L.Trainer) -> None:
         """Name the layer whose gradient went NaN/Inf first (the earliest step; within it, the first
         parameter in forward-definition order), once per run."""
-        if self._reported_nonfinite or self._first_nonfinite is None:
+        if self._reported_nonfinite or self._first_nonfinite is None or not trainer.is_global_zero:
             return
         first = self._first_nonfinite.tolist()
         went = [(step, i) for i, step in enumerate(first) if step >= 0]

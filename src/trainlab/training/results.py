@@ -29,7 +29,7 @@ def fit_metrics(trainer: L.Trainer, module: ClassifierModule) -> dict[str, Any]:
     return metrics
 
 
-def test_metrics(
+def metrics_on_test_split(
     trainer: L.Trainer, module: ClassifierModule, datamodule: ImageDataModule, best: str | None
 ) -> dict[str, Any]:
     """The test split's metrics, from the `best` checkpoint file (None: the weights as fit left them)."""

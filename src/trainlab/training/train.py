@@ -47,7 +47,13 @@ from trainlab.training.preflight.config import (
 )
 from trainlab.training.preflight.objects import checked_resume_checkpoint
 from trainlab.training.preflight.rehearsal import rehearse
-from trainlab.training.results import fit_metrics, record_run, saved_checkpoints, test_metrics, write_results
+from trainlab.training.results import (
+    fit_metrics,
+    metrics_on_test_split,
+    record_run,
+    saved_checkpoints,
+    write_results,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +83,7 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
         best, last = saved_checkpoints(trainer)
         metrics |= {"best_ckpt": best, "last_ckpt": last}
         if cfg.get("test") and datamodule.has_test_split:
-            metrics |= test_metrics(trainer, module, datamodule, best)
+            metrics |= metrics_on_test_split(trainer, module, datamodule, best)
     return write_results(metrics, trainer, module, datamodule, output_dir, started)
 
 
