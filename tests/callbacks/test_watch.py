@@ -64,13 +64,14 @@ def first_step_by_hand(module: ClassifierModule, optimizer_factory):
     net = copy.deepcopy(module.net)
     images, labels = next(iter(DataLoader(blobs(64), batch_size=16)))
     module.loss(net(images), labels).backward()
-    grads = {name: p.grad.norm().item() for name, p in net.named_parameters()}
+    raw = {name: p.grad.detach().clone() for name, p in net.named_parameters()}
+    grads = {name: g.norm().item() for name, g in raw.items()}
     before = {name: p.detach().clone() for name, p in net.named_parameters()}
     optimizer_factory(net.parameters()).step()
     after = dict(net.named_parameters())
     updates = {name: (after[name].detach() - before[name]).norm().item() for name in before}
     weights = {name: after[name].norm().item() for name in before}
-    return grads, updates, weights
+    return grads, updates, weights, raw
 
 
 @pytest.mark.parametrize(
@@ -82,7 +83,7 @@ def test_norms_and_update_ratios_equal_a_direct_computation(factory):
     torch.manual_seed(0)
     module = make_module()
     module.optimizer_factory = factory
-    grads, updates, weights = first_step_by_hand(module, factory)
+    grads, updates, weights, raw = first_step_by_hand(module, factory)
     watched = fit(module, steps=1)
     for name in grads:
         tag = f"net.{name}"
@@ -95,6 +96,9 @@ def test_norms_and_update_ratios_equal_a_direct_computation(factory):
         else:  # Adam keeps both moments per parameter: after one step exp_avg = (1 - beta1) g
             assert watched[f"watch/state_exp_avg/{tag}"] == pytest.approx(0.1 * grads[name], rel=1e-4)
             assert f"watch/state_exp_avg_sq/{tag}" in watched
+            # bias-corrected v after one step is g^2: the effective step size is lr / (|g| + eps)
+            expected = (0.01 / (raw[name].abs() + 1e-8)).median().item()
+            assert watched[f"watch/adam_step_size/{tag}"] == pytest.approx(expected, rel=1e-4)
 
 
 class ZeroedFirstLayer(nn.Module):

@@ -9,7 +9,8 @@ At Lightning's logging cadence (`trainer.log_every_n_steps`), for every paramete
   (the update-to-weight ratio; around 1e-3 is the usual rule of thumb for a healthy learning rate,
   CS231n "Neural Networks Part 3");
 - `state_<key>`: the L2 norm of every per-parameter tensor the optimizer keeps (SGD's `momentum_buffer`,
-  Adam's `exp_avg` and `exp_avg_sq`, ...): how the optimizer's memory of the gradients grows.
+  Adam's `exp_avg` and `exp_avg_sq`, ...): how the optimizer's memory of the gradients grows; for the
+  Adam family also `adam_step_size`, the median effective per-element learning rate (see state_norms).
 
 TensorBoard's CUSTOM SCALARS tab holds one chart per quantity with every layer on it. Every
 `histogram_every_n_steps` (0: never) the weights and gradients also go to its HISTOGRAMS tab.
@@ -192,10 +193,24 @@ def state_norms(
     names: list[str], params: list[torch.Tensor], optimizer: torch.optim.Optimizer
 ) -> dict[str, float]:
     """{watch/state_<key>/<name>: norm} of the optimizer's per-parameter state tensors of the
-    parameter's shape (momentum buffers, moment estimates); step counters and scalars are left out."""
+    parameter's shape (momentum buffers, moment estimates); step counters and scalars are left out.
+
+    For the Adam family (a state with `exp_avg_sq` and `step`, a group with `betas` and `eps`), also
+    `watch/adam_step_size/<name>`: the median over the tensor's elements of the effective per-element
+    learning rate lr / (sqrt(v_hat) + eps), v_hat the bias-corrected second moment (Kingma & Ba, 2015,
+    Algorithm 1), which is what Adam multiplies its (bias-corrected) momentum by.
+    """
+    groups = {id(p): group for group in optimizer.param_groups for p in group["params"]}
     values = {}
     for name, p in zip(names, params, strict=True):
-        for key, value in optimizer.state.get(p, {}).items():
+        state = optimizer.state.get(p, {})
+        for key, value in state.items():
             if isinstance(value, torch.Tensor) and value.shape == p.shape:
                 values[f"watch/state_{key}/{name}"] = float(torch.linalg.vector_norm(value.detach().float()))
+        group = groups.get(id(p), {})
+        if "exp_avg_sq" in state and "step" in state and "betas" in group and "eps" in group:
+            step = float(state["step"])
+            v_hat = state["exp_avg_sq"].detach().float() / (1 - group["betas"][1] ** step)
+            size = float(group["lr"]) / (v_hat.sqrt() + group["eps"])
+            values[f"watch/adam_step_size/{name}"] = float(size.median())
     return values
