@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 
 class TrainlabError(Exception):
@@ -32,6 +33,14 @@ def user_message(err: BaseException) -> str:
     message = last.split(": ", 1)[1] if ": " in last else last
     where = head.strip().removeprefix("Caught ").split(" in ", 1)[-1].rstrip(".")
     return f"{message} (raised in {where})"
+
+
+def asked_for_help(argv: Sequence[str], doc: str | None) -> bool:
+    """For the key=value tools: print `doc` (the tool's module docstring) on -h/--help, and say so."""
+    if not {"-h", "--help"} & set(argv):
+        return False
+    print(inspect.cleandoc(doc or ""))
+    return True
 
 
 def exit_code(command: Callable[[], object]) -> int:

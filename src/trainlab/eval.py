@@ -32,7 +32,7 @@ from trainlab.checkpoints.restore import (
 from trainlab.core.build import build
 from trainlab.core.logs import quiet_lightning
 from trainlab.data.base import ImageDataModule
-from trainlab.errors import ConfigError, DataError, TrainlabError, exit_code
+from trainlab.errors import ConfigError, DataError, TrainlabError, asked_for_help, exit_code
 from trainlab.loggers.plots import confusion_matrix_figure, save_figure
 from trainlab.records.files import to_number, write_json
 
@@ -167,8 +167,11 @@ def format_report(metrics: dict[str, Any], out: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if asked_for_help(argv, __doc__):
+        return 0
     quiet_lightning()
-    return exit_code(lambda: evaluate_command(sys.argv[1:] if argv is None else argv))
+    return exit_code(lambda: evaluate_command(argv))
 
 
 def evaluate_command(argv: Sequence[str]) -> None:

@@ -31,7 +31,7 @@ from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from trainlab.core.build import build, shipped_options
-from trainlab.errors import ConfigError, TrainlabError
+from trainlab.errors import ConfigError, TrainlabError, asked_for_help
 
 
 @dataclass(frozen=True)
@@ -207,8 +207,11 @@ def _numbers(values: list[str], key: str) -> list[float | None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if asked_for_help(argv, __doc__):
+        return 0
     try:
-        args = parse(sys.argv[1:] if argv is None else argv)
+        args = parse(argv)
         stamp = datetime.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
         out = Path(args["out"][0] if args["out"] and args["out"][0] else f"outputs/playground/{stamp}")
         out.mkdir(parents=True, exist_ok=True)

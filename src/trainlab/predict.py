@@ -34,7 +34,7 @@ from trainlab.core.logs import quiet_lightning
 from trainlab.data.datasets import read_image
 from trainlab.data.imagefolder import IMAGE_SUFFIXES, is_image
 from trainlab.data.transforms import compose
-from trainlab.errors import ConfigError, DataError, TrainlabError, exit_code
+from trainlab.errors import ConfigError, DataError, TrainlabError, asked_for_help, exit_code
 
 USAGE = "python -m trainlab.predict ckpt_path=FILE inputs=IMAGE_OR_DIR [out=FILE.csv] [batch_size=N]"
 
@@ -120,8 +120,11 @@ def default_out() -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if asked_for_help(argv, __doc__):
+        return 0
     quiet_lightning()
-    return exit_code(lambda: predict_command(sys.argv[1:] if argv is None else argv))
+    return exit_code(lambda: predict_command(argv))
 
 
 def predict_command(argv: Sequence[str]) -> None:

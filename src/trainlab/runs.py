@@ -4,7 +4,8 @@
     python -m trainlab.runs --all                # also the runs refused at start-up (a bad config)
     python -m trainlab.runs outputs/multirun     # only those under a folder (a sweep dir works too)
     python -m trainlab.runs --compare RUN RUN... # config differences and metrics side by side
-    python -m trainlab.runs --best [DIR]         # the best run's dir and checkpoint (by val/acc_best)
+    python -m trainlab.runs --best [DIR]         # per dataset, the best run's dir and checkpoint
+    python -m trainlab.runs --best --data NAME   # the best run on one dataset (data=NAME)
 
 A run is any dir with Hydra's .hydra/overrides.yaml; sweep jobs show as <sweep dir>/<job>.
 """
@@ -12,6 +13,7 @@ A run is any dir with Hydra's .hydra/overrides.yaml; sweep jobs show as <sweep d
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +41,13 @@ def list_runs(root: Path, show_all: bool = False) -> str:
     sweeps = sorted({r.sweep_dir for r in records if r.sweep_dir is not None})
     footer = [f"{len(records)} runs, {len(sweeps)} sweeps under {root}{note}"]
     footer += [f"  sweep {sweep}: summary {sweep / 'summary.md'}" for sweep in sweeps]
+    errors = [
+        f"  {_relative(r.run_dir, root)}: {_clip(r.error.strip().splitlines()[0], 140)}"
+        for r in records
+        if r.error and r.error.strip()
+    ]
+    if errors:
+        footer += ["errors:", *errors]
     return table(LIST_COLUMNS, rows) + "\n" + "\n".join(footer)
 
 
@@ -55,37 +64,54 @@ def list_row(record: RunRecord, root: Path) -> list[str]:
     ]
 
 
-def compare(run_dirs: Sequence[Path]) -> str:
+def compare(run_dirs: Sequence[Path], width: int | None = None) -> str:
+    """Metrics and the config keys that differ, one column per run (`run 1`, ... named below the tables),
+    long values cut so that the table fits `width` characters (the terminal's)."""
     records = [read_run(_require_run(path)) for path in run_dirs]
-    names = [str(path) for path in run_dirs]
+    names = [f"run {i}" for i in range(1, len(records) + 1)]
     configs = [own_paths_neutral(dict(flatten(r.config())), r.run_dir.resolve()) for r in records]
     keys = sorted(set().union(*configs))
     differing = [k for k in keys if len({repr(c.get(k, "<absent>")) for c in configs}) > 1]
+    width = width or shutil.get_terminal_size().columns
+    key_width = max(len(k) for k in ("config key", *RESULT_KEYS, "wall_s", *differing))
+    cell = max(16, (width - key_width) // len(records) - 2)
     rows = [["status", *(r.status for r in records)]]
     rows += [[key, *(_value(r.metrics.get(key)) for r in records)] for key in (*RESULT_KEYS, "wall_s")]
-    result = table(("metric", *names), rows)
+    result = table(("metric", *names), rows, cell)
     if differing:
         config_rows = [[key, *(_value(c.get(key, "<absent>")) for c in configs)] for key in differing]
-        result += "\n\n" + table(("config key", *names), config_rows)
+        result += "\n\n" + table(("config key", *names), config_rows, cell)
     else:
         result += "\n\nthe configs are identical"
-    return result
+    return result + "\n\n" + "\n".join(f"{n}: {p}" for n, p in zip(names, run_dirs, strict=True))
 
 
-def best(root: Path) -> str:
-    completed = [r for r in rank(find_runs(root)) if r.metric("val/acc_best") is not None]
-    if not completed:
-        raise TrainlabError(f"No run under {root} has finished with a val/acc_best: nothing to rank.")
-    top = completed[0]
-    return "\n".join(
-        [
-            f"run_dir: {top.run_dir}",
-            f"checkpoint: {top.best_ckpt}",
-            f"val/acc_best: {_number(top.metric('val/acc_best'))}",
-            f"test/acc: {_number(top.metric('test/acc'))}",
-            f"overrides: {' '.join(top.overrides)}",
-        ]
-    )
+def best(root: Path, data: str | None = None) -> str:
+    """The best run by val/acc_best of each dataset (data option) under root, or of `data` only: runs on
+    different data are not ranked against each other."""
+    finished = [r for r in find_runs(root) if r.metric("val/acc_best") is not None]
+    if data is not None:
+        finished = [r for r in finished if r.data == data]
+    if not finished:
+        which = f" on data={data}" if data is not None else ""
+        raise TrainlabError(f"No run under {root}{which} has finished with a val/acc_best: nothing to rank.")
+    blocks = []
+    for name in sorted({r.data for r in finished}):
+        ranked = rank([r for r in finished if r.data == name])
+        top = ranked[0]
+        blocks.append(
+            "\n".join(
+                [
+                    f"data={name or '?'}: the best of {len(ranked)} finished run(s) by val/acc_best",
+                    f"run_dir: {top.run_dir}",
+                    f"checkpoint: {top.best_ckpt}",
+                    f"val/acc_best: {_number(top.metric('val/acc_best'))}",
+                    f"test/acc: {_number(top.metric('test/acc'))}",
+                    f"overrides: {' '.join(top.overrides)}",
+                ]
+            )
+        )
+    return "\n\n".join(blocks)
 
 
 def own_paths_neutral(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -94,7 +120,10 @@ def own_paths_neutral(config: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     return {k: v.replace(own, "<run dir>") if isinstance(v, str) else v for k, v in config.items()}
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], clip: int | None = None) -> str:
+    """Left-aligned columns; with `clip`, values after the first column are cut to that many characters."""
+    if clip is not None:
+        rows = [[row[0], *(_clip(str(v), clip) for v in row[1:])] for row in rows]
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     widths[-1] = 0  # the last column runs free (overrides are long)
     lines = [
@@ -119,6 +148,15 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _clip(text: str, limit: int) -> str:
+    """At most `limit` characters; a longer text keeps its start and its end (where dotted names and
+    paths differ) around an ellipsis."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 3
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
+
+
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
@@ -139,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dir", nargs="?", type=Path, default=Path("outputs"), help="where to look (outputs)")
     parser.add_argument("--compare", nargs="+", type=Path, metavar="RUN", help="run dirs to compare")
     parser.add_argument("--best", action="store_true", help="print the best run's dir and checkpoint")
+    parser.add_argument("--data", metavar="NAME", help="with --best: only runs on data=NAME")
     parser.add_argument("--all", action="store_true", help="also list runs refused at start-up")
     args = parser.parse_args(argv)
     return exit_code(lambda: print(report(args)))
@@ -149,7 +188,7 @@ def report(args: argparse.Namespace) -> str:
         return compare(args.compare)
     if not args.dir.is_dir():
         raise TrainlabError(f"{args.dir} does not exist: give the folder runs were written to (outputs).")
-    return best(args.dir) if args.best else list_runs(args.dir, show_all=args.all)
+    return best(args.dir, args.data) if args.best else list_runs(args.dir, show_all=args.all)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,14 @@ def fake_run(
     error: str | None = None,
     job: int | None = None,
     lr: float = 0.001,
+    data: str = "digits",
 ) -> Path:
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     hydra = {
         "mode": "MULTIRUN" if job is not None else "RUN",
         "job": {"num": job if job is not None else "???"},
+        "runtime": {"choices": {"data": data}},
     }
     (run_dir / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": hydra}))
     config = {"optim": {"lr": lr}, "paths": {"output_dir": str(run_dir)}, "seed": 42}
@@ -137,6 +139,33 @@ def test_runs_lists_every_run_with_its_result(sweep, tmp_path):
 def test_runs_best_names_the_best_run_and_its_checkpoint(sweep):
     text = runs.best(sweep)
     assert f"run_dir: {sweep / '1'}" in text and "checkpoint: /x/best.ckpt" in text
+
+
+def test_runs_best_ranks_within_each_dataset_and_says_which(sweep, tmp_path):
+    fake_run(tmp_path / "folder", ["data=imagefolder"], metrics(0.99, 0.98), data="imagefolder")
+    blocks = runs.best(tmp_path).split("\n\n")
+    assert (
+        blocks[0].startswith("data=digits: the best of 3 finished run(s)") and f"{sweep / '1'}" in blocks[0]
+    )
+    assert blocks[1].startswith("data=imagefolder: the best of 1 finished run(s)")
+    only = runs.best(tmp_path, "digits")
+    assert "imagefolder" not in only and f"run_dir: {sweep / '1'}" in only
+    with pytest.raises(TrainlabError, match="on data=cifar10"):
+        runs.best(tmp_path, "cifar10")
+
+
+def test_runs_list_shows_each_failed_runs_error(sweep):
+    listing = runs.list_runs(sweep)
+    errors = listing.split("errors:\n", 1)[1].splitlines()
+    assert errors == ["  2: optim=sparse_adam needs | sparse"]
+
+
+def test_runs_compare_fits_the_terminal_and_names_the_runs_below(sweep):
+    fake_run(sweep / "long", ["x"], metrics(0.5, 0.5), lr=0.123456789)
+    (sweep / "long" / "config.yaml").write_text(yaml.safe_dump({"note": "n" * 300, "seed": 42}))
+    text = runs.compare([sweep / "0", sweep / "long"], width=80)
+    assert max(len(line) for line in text.splitlines()[:-2]) <= 80
+    assert "…" in text and text.splitlines()[-2:] == [f"run 1: {sweep / '0'}", f"run 2: {sweep / 'long'}"]
 
 
 def test_runs_best_without_finished_runs_is_an_error(tmp_path):

@@ -30,6 +30,7 @@ class RunRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     job: str = ""  # the job number within a sweep; '' for a single run
     at_start: bool = False  # failed before training: nothing was trained or logged
+    data: str = ""  # the data option it trained on (Hydra's runtime choice), '' where unknown
 
     @property
     def refused(self) -> bool:
@@ -80,6 +81,7 @@ def read_run(run_dir: Path) -> RunRecord:
         metrics=metrics,
         job="" if job is None else str(job),
         at_start=bool(status.get("at_start")),
+        data=str(((hydra.get("runtime") or {}).get("choices") or {}).get("data") or ""),
     )
 
 
