@@ -57,7 +57,13 @@ class WatchLayers(Callback):
         self._pending: tuple[int, torch.Tensor, list[torch.Tensor]] | None = None
         self._reported_dead: set[str] = set()
         self._reported_nonfinite = False
-        self._layout_written = False
+
+    def tensorboard_charts(self) -> dict[str, dict[str, list[str]]]:
+        """CUSTOM SCALARS charts: one per quantity, every parameter a line on it (see record_run)."""
+        charts = {quantity: [rf"^watch/{quantity}/"] for quantity in (*QUANTITIES, "adam_step_size")}
+        if self.optimizer_state:
+            charts["optimizer state"] = [r"^watch/state_"]
+        return {"watch": charts}
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.names = [name for name, _ in pl_module.named_parameters()]
@@ -96,7 +102,6 @@ class WatchLayers(Callback):
             for optimizer in trainer.optimizers:
                 values.update(state_norms(self.names, params, optimizer))
         if trainer.is_global_zero:
-            self._write_layout(trainer, values)
             for logger in trainer.loggers:
                 logger.log_metrics(values, step=step)
         self._report_nonfinite(trainer)
@@ -145,20 +150,6 @@ class WatchLayers(Callback):
             int(step),
             f"; later also {', '.join(others)}" if others else "",
         )
-
-    def _write_layout(self, trainer: L.Trainer, values: dict[str, float]) -> None:
-        """TensorBoard's CUSTOM SCALARS: one multi-line chart per quantity, every layer a line on it."""
-        if self._layout_written:
-            return
-        self._layout_written = True
-        quantities = sorted({tag.split("/")[1] for tag in values}, key=_quantity_order)
-        layout = {"watch": {q: ["Multiline", [rf"^watch/{q}/"]] for q in quantities}}
-        for writer in summary_writers(trainer):
-            writer.add_custom_scalars(layout)
-
-
-def _quantity_order(quantity: str) -> tuple[int, str]:
-    return (QUANTITIES.index(quantity) if quantity in QUANTITIES else len(QUANTITIES), quantity)
 
 
 def gradient_norms(params: list[torch.Tensor]) -> torch.Tensor:

@@ -7,6 +7,7 @@ of the run, on rank zero only.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -27,6 +28,41 @@ def summary_writers(trainer: L.Trainer) -> Iterator[Any]:
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             yield logger.experiment
+
+
+Charts = Mapping[str, Mapping[str, list[str]]]  # {category: {chart title: [tag regexes]}}
+
+
+def metric_charts(metric_names: Mapping[str, list[str]]) -> dict[str, dict[str, list[str]]]:
+    """The run's own CUSTOM SCALARS charts: one per metric with its train, val and test series together
+    (`loss`, `acc` with `val/acc_best`, `cer` for sequences), and every param group's learning rate."""
+    names = [name for group in ("epoch", "test") for name in metric_names.get(group, [])]
+    charts: dict[str, list[str]] = {}
+    for name in names:
+        stage, _, metric = name.partition("/")
+        if stage in ("train", "val", "test") and metric != "skipped_batches":
+            key = metric.removesuffix("_best")
+            charts.setdefault(key, []).append(f"^{re.escape(name)}$")
+    charts["lr"] = ["^lr/"]
+    return {"trainlab": charts}
+
+
+def write_chart_layout(trainer: L.Trainer, *parts: Charts) -> None:
+    """One CUSTOM SCALARS layout for the run, from all `parts` (categories of charts, each chart a
+    multi-line chart of every tag its regexes match). TensorBoard reads one layout per run, so the parts
+    are merged and written once."""
+    layout: dict[str, dict[str, list[str]]] = {}
+    for part in parts:
+        for category, charts in part.items():
+            layout.setdefault(category, {}).update({title: list(tags) for title, tags in charts.items()})
+    if not layout:
+        return
+    spec = {
+        category: {title: ["Multiline", tags] for title, tags in charts.items()}
+        for category, charts in layout.items()
+    }
+    for writer in summary_writers(trainer):
+        writer.add_custom_scalars(spec)
 
 
 def log_histogram(module: L.LightningModule, tag: str, values: torch.Tensor) -> None:

@@ -15,7 +15,7 @@ from trainlab.atomic import atomic_write_text
 from trainlab.core.module import ClassifierModule
 from trainlab.data.base import ImageDataModule
 from trainlab.loggers.hparams import run_hparams
-from trainlab.loggers.tensorboard import log_run_overview
+from trainlab.loggers.tensorboard import log_run_overview, metric_charts, write_chart_layout
 from trainlab.records.files import provenance, to_number, write_json
 from trainlab.training.assemble import chosen_options
 
@@ -58,8 +58,10 @@ def write_results(
     return metrics
 
 
-def record_run(cfg: DictConfig, trainer: L.Trainer, output_dir: Path) -> None:
-    """Provenance before training: the resolved config and versions in the run dir and in TensorBoard."""
+def record_run(cfg: DictConfig, trainer: L.Trainer, module: ClassifierModule, output_dir: Path) -> None:
+    """Provenance before training: the resolved config and versions in the run dir and in TensorBoard,
+    and TensorBoard's CUSTOM SCALARS layout (the module's metrics, and the charts callbacks declare with
+    a `tensorboard_charts()` method)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     config_yaml = OmegaConf.to_yaml(resolved)
     origin = provenance(cfg.seed, Path(trainlab.__file__).parent)
@@ -71,6 +73,8 @@ def record_run(cfg: DictConfig, trainer: L.Trainer, output_dir: Path) -> None:
         logger.log_hyperparams(resolved)
     hparams = run_hparams(resolved, chosen_options()) | {"world_size": trainer.world_size}
     log_run_overview(trainer, hparams, config_yaml, origin)
+    declared = [c.tensorboard_charts() for c in trainer.callbacks if hasattr(c, "tensorboard_charts")]
+    write_chart_layout(trainer, metric_charts(module.metric_names()), *declared)
 
 
 def saved_checkpoints(trainer: L.Trainer) -> tuple[str | None, str | None]:

@@ -70,7 +70,7 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
     with refused_at_start():
         datamodule, trainer, module = preflight(cfg)
         ckpt_path = checked_resume_checkpoint(cfg, module, trainer, resume)
-    record_run(cfg, trainer, output_dir)
+    record_run(cfg, trainer, module, output_dir)
     if trainer.world_size > 1:
         last = last_checkpoint_file(trainer.callbacks, output_dir)
         on_rank_death(functools.partial(report_dead_ranks, output_dir, last))
