@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from trainlab.core.logs import print_error
 from trainlab.errors import TrainlabError, user_message
 
 log = logging.getLogger("trainlab")
@@ -127,7 +128,7 @@ def _report(err: TrainlabError) -> None:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         log.error("job failed: %s", message)
         return None
-    print(f"error: {message}", file=sys.stderr)
+    print_error(message)
     sys.exit(1)
 
 

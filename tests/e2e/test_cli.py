@@ -324,3 +324,18 @@ def test_debug_trainer_runs_two_batches_end_to_end(cli):
     assert done.metrics["epochs"] == 1 and done.metrics["test/acc"] is not None
     checkpoint = torch.load(done.run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 2
+
+
+def test_output_to_a_pipe_has_no_bar_a_run_summary_and_one_line_per_epoch(tmp_path):
+    """With the progress bar left on, as a user's `python -m trainlab > log` runs it."""
+    args = [sys.executable, "-m", "trainlab", "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
+    args += ["trainer.limit_val_batches=2", "test=false", f"hydra.run.dir={tmp_path / 'run'}"]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert b"\r" not in output and b"\x1b" not in output  # no redraws, no cursor moves or colours
+    text = output.decode()
+    epochs = [line.split(" - ", 1)[1].split(" |")[0] for line in text.splitlines() if " - epoch " in line]
+    assert epochs == ["epoch 1/2", "epoch 2/2"]
+    assert "run: data=digits: train 1,439 / val 179 / test 179 images, 10 classes" in text
+    assert "FLOPs" not in text and "hparams {" not in text

@@ -141,9 +141,9 @@ class SameConfigOnRanks(Callback):
         rank, world = trainer.global_rank, trainer.world_size
         digest = config_digest(self.config)
         hparams = json.dumps(self.hparams, sort_keys=True)
-        log.info("rank %d of %d: config %s, hparams %s", rank, world, digest, hparams)
         if world == 1 or not torch.distributed.is_initialized():
-            return
+            return  # one process: trainlab's run summary says what runs
+        log.info("rank %d of %d: config %s, hparams %s", rank, world, digest, hparams)
         gathered: list[Any] = [None] * world
         torch.distributed.all_gather_object(gathered, (digest, self.hparams, dict(flatten(self.config))))
         differing = _differing_keys([flat for _, _, flat in gathered])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 
 
@@ -39,3 +40,22 @@ def quiet_lightning() -> None:
     silence_known_warnings()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+
+
+class BarSafeStreamHandler(logging.StreamHandler):
+    """Hydra's console handler (conf/hydra/default.yaml), writing each record on a line of its own: an
+    active progress bar is cleared first and redrawn after, so a record never starts mid-bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode(file=self.stream):
+            super().emit(record)
+
+
+def print_error(message: str) -> None:
+    """`error: message` on stderr, on a line of its own even with a progress bar on screen."""
+    from tqdm import tqdm
+
+    with tqdm.external_write_mode(file=sys.stderr):
+        print(f"error: {message}", file=sys.stderr)

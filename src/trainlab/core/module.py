@@ -166,7 +166,7 @@ class ClassifierModule(L.LightningModule):
         if loss is None:
             return None  # Lightning skips backward and the optimizer step
         if self._logging_this_step():
-            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         if self._at_log_step():
             self.history.add_step(self.global_step, loss)
         if self._trainer is None or self.trainer.world_size == 1:

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import trainlab
 from trainlab.atomic import atomic_write_text
-from trainlab.core.module import ClassifierModule
+from trainlab.core.module import ClassifierModule, group_name
 from trainlab.data.base import ImageDataModule
 from trainlab.loggers.hparams import run_hparams
 from trainlab.loggers.tensorboard import log_run_overview, metric_charts, write_chart_layout
@@ -56,6 +56,35 @@ def write_results(
         write_json(output_dir / "metrics.json", metrics)
         print(summary_line(output_dir, metrics, has_tensorboard=(output_dir / "tensorboard").is_dir()))
     return metrics
+
+
+def run_summary(
+    cfg: DictConfig, trainer: L.Trainer, module: ClassifierModule, datamodule: ImageDataModule
+) -> str:
+    """One paragraph on what will run: data (root, split sizes, classes), model and its parameter count,
+    the optimizer's param groups, precision and devices."""
+    splits = datamodule.splits
+    sizes = " / ".join(
+        f"{name} {len(dataset):,}"
+        for name, dataset in (("train", splits.train), ("val", splits.val), ("test", splits.test))
+        if dataset is not None
+    )
+    classes = datamodule.classes
+    shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
+    root = f" at {cfg.data.root}" if cfg.data.get("root") else ""
+    params = sum(p.numel() for p in module.net.parameters())
+    groups = ", ".join(
+        f"{group_name(group, i)} lr {group['lr']:g} ({sum(p.numel() for p in group['params']):,} parameters)"
+        for i, group in enumerate(module.build_optimizer().param_groups)
+    )
+    options = chosen_options()
+    return (
+        f"run: data={options['data']}{root}: {sizes} images, {len(classes)} classes ({shown}) | "
+        f"model={options['model']} ({type(module.net).__name__}), {params:,} parameters | "
+        f"loss={options['loss']} | optim={options['optim']}: {groups} | scheduler={options['scheduler']} | "
+        f"precision {trainer.precision} on {trainer.num_devices * trainer.num_nodes} "
+        f"{cfg.trainer.accelerator} device(s)"
+    )
 
 
 def record_run(cfg: DictConfig, trainer: L.Trainer, module: ClassifierModule, output_dir: Path) -> None:

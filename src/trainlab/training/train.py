@@ -51,6 +51,7 @@ from trainlab.training.results import (
     fit_metrics,
     metrics_on_test_split,
     record_run,
+    run_summary,
     saved_checkpoints,
     write_results,
 )
@@ -70,6 +71,7 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
     with refused_at_start():
         datamodule, trainer, module = preflight(cfg)
         ckpt_path = checked_resume_checkpoint(cfg, module, trainer, resume)
+    log.info(run_summary(cfg, trainer, module, datamodule))
     record_run(cfg, trainer, module, output_dir)
     if trainer.world_size > 1:
         last = last_checkpoint_file(trainer.callbacks, output_dir)
