@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -117,9 +118,17 @@ def _resume_hint(run_dir: Path) -> str:
     if last.is_file():
         return (
             f"the last checkpoint is {last}: the same command plus hydra.run.dir={run_dir} ckpt_path=last "
-            "resumes from it (or tests it when training had ended)"
+            f"resumes from it (or tests it when training had ended): {resume_command(run_dir)}"
         )
     return "no checkpoint was written yet: run the command again"
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command line that resumes this job in its run dir, ready to paste (this Python, the job's
+    own overrides)."""
+    keep = [o for o in HydraConfig.get().overrides.task if not o.startswith(("hydra.run.dir=", "ckpt_path="))]
+    words = [sys.executable, "-m", "trainlab", *keep, f"hydra.run.dir={run_dir}", "ckpt_path=last"]
+    return " ".join(shlex.quote(word) for word in words)
 
 
 def _report(err: TrainlabError) -> None:

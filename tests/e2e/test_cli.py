@@ -339,3 +339,6 @@ def test_output_to_a_pipe_has_no_bar_a_run_summary_and_one_line_per_epoch(tmp_pa
     assert epochs == ["epoch 1/2", "epoch 2/2"]
     assert "run: data=digits: train 1,439 / val 179 / test 179 images, 10 classes" in text
     assert "FLOPs" not in text and "hparams {" not in text
+    # the hint to view the run is a command that works when pasted, the environment not activated
+    program, flag, logdir = text.rsplit("view: ", 1)[1].split()
+    assert Path(program).is_file() and flag == "--logdir" and Path(logdir).is_dir()

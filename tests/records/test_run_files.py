@@ -78,3 +78,15 @@ def test_provenance_records_versions_seed_and_git(tmp_path):
     assert record["seed"] == 7 and record["packages"]["torch"] == metadata.version("torch")
     assert record["packages"]["lightning"] == metadata.version("lightning")
     assert git_state(tmp_path) == {"commit": None, "dirty": None}
+
+
+def test_the_tensorboard_hint_names_this_environments_program_and_quotes_the_dir():
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from trainlab.records.files import tensorboard_command
+
+    program, flag, logdir = shlex.split(tensorboard_command(Path("/runs/a b")))
+    assert program == str(Path(sys.executable).parent / "tensorboard") and Path(program).is_file()
+    assert (flag, logdir) == ("--logdir", "/runs/a b")

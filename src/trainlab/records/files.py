@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import shlex
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -86,3 +87,11 @@ def provenance(seed: int, source_dir: Path) -> dict[str, Any]:
         "packages": versions,
         "git": git_state(source_dir),
     }
+
+
+def tensorboard_command(logdir: Path) -> str:
+    """`tensorboard --logdir DIR` with the tensorboard of this Python's environment, so that the hint works
+    when pasted into a shell where that environment is not activated."""
+    beside = Path(sys.executable).parent / "tensorboard"
+    program = str(beside) if beside.is_file() else "tensorboard"
+    return " ".join(shlex.quote(word) for word in (program, "--logdir", str(logdir)))

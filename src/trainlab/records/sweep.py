@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from trainlab.atomic import atomic_write_csv, atomic_write_text
 from trainlab.records.catalog import RunRecord, find_runs, rank
+from trainlab.records.files import tensorboard_command
 from trainlab.records.status import mark_finished, read_status
 
 COLUMNS = ("job", "overrides", "status", "val/acc_best", "val/acc", "test/acc", "epochs", "wall_s", "run_dir")
@@ -105,7 +106,7 @@ class SweepSummary(Callback):
                 f"; best: job {best.job} ({' '.join(best.overrides)}) "
                 f"val/acc_best={best.metric('val/acc_best'):.4f}, checkpoint {best.best_ckpt}"
             )
-        print(f"trainlab: {message} | view: tensorboard --logdir {sweep_dir}")
+        print(f"trainlab: {message} | view: {tensorboard_command(sweep_dir)}")
         failures = [r for r in records if r.status == "failed"]
         if failures:
             named = "; ".join(f"job {r.job} ({' '.join(r.overrides)}): {r.error}" for r in failures)

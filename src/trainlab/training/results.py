@@ -16,7 +16,7 @@ from trainlab.core.module import ClassifierModule, group_name
 from trainlab.data.base import ImageDataModule
 from trainlab.loggers.hparams import run_hparams
 from trainlab.loggers.tensorboard import log_run_overview, metric_charts, write_chart_layout
-from trainlab.records.files import provenance, to_number, write_json
+from trainlab.records.files import provenance, tensorboard_command, to_number, write_json
 from trainlab.training.assemble import chosen_options
 
 
@@ -128,5 +128,5 @@ def summary_line(output_dir: Path, metrics: dict[str, Any], has_tensorboard: boo
     line = f"trainlab: run dir {output_dir} | {fmt('val/acc')} {fmt('val/acc_best')} {fmt('test/acc')}"
     line += " | metrics.json, config.yaml, checkpoints/, train.log there"
     if has_tensorboard:
-        line += f" | view: tensorboard --logdir {output_dir / 'tensorboard'}"
+        line += f" | view: {tensorboard_command(output_dir / 'tensorboard')}"
     return line
