@@ -113,3 +113,11 @@ def test_hparams_name_the_chosen_groups_and_their_scalar_options():
     assert hparams["data.batch_size"] == 64 and hparams["trainer.max_epochs"] == 3 and hparams["seed"] == 7
     assert all(isinstance(v, bool | int | float | str) for v in hparams.values())
     assert HPARAM_METRICS == ("val/acc_best", "val/loss", "test/acc")
+    # what the command line (a sweep) sets comes first, as HPARAMS' first columns; hydra.* is no hparam
+    swept = run_hparams(
+        config,
+        {"data": "digits", "optim": "sgd", "loss": "ce"},
+        ["optim=sgd", "+optim.lr=0.05", "hydra.run.dir=/x", "trainer.max_epochs=3"],
+    )
+    assert list(swept)[:3] == ["optim", "optim.lr", "trainer.max_epochs"]
+    assert swept == hparams  # the same values, in another order

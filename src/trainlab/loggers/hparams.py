@@ -7,7 +7,7 @@ series of the same name (the last value), so the table shows what the curves end
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trainlab.records.catalog import flatten
@@ -21,28 +21,34 @@ SKIPPED_KEYS = frozenset({"_target_", "_partial_", "param_groups", "expression"}
 Scalar = bool | int | float | str
 
 
-def run_hparams(config: Mapping[str, Any], choices: Mapping[str, str | None]) -> dict[str, Scalar]:
+def run_hparams(
+    config: Mapping[str, Any], choices: Mapping[str, str | None], overrides: Sequence[str] = ()
+) -> dict[str, Scalar]:
     """Flat {name: bool|int|float|str} for TensorBoard's hparams plugin (which takes nothing else).
 
     `choices` are the options picked per config group (Hydra's runtime choices); where a group was not
-    picked by name, its class name stands in.
+    picked by name, its class name stands in. The keys of the command line's `overrides` (in a sweep,
+    what the sweep varies) come first, in their order, so HPARAMS shows them as its first columns.
     """
     hparams: dict[str, Scalar] = {}
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        value = choices.get(key) if key in choices else _select(config, key)
+        if value is not None and not key.startswith("hydra."):
+            hparams[key] = _scalar(value)
     for group in CHOICE_GROUPS:
         node = config.get(group)
-        hparams[group] = choices.get(group) or _target_name(node)
+        hparams.setdefault(group, choices.get(group) or _target_name(node))
     for group in ("optim", "loss", "scheduler"):
         node = config.get(group)
         if isinstance(node, Mapping):
-            hparams.update(
-                (name, _scalar(value))
-                for name, value in flatten(node, group)
-                if value is not None and not SKIPPED_KEYS.intersection(name.split("."))
-            )
+            for name, value in flatten(node, group):
+                if value is not None and not SKIPPED_KEYS.intersection(name.split(".")):
+                    hparams.setdefault(name, _scalar(value))
     for key in PICKED_KEYS:
         value = _select(config, key)
         if value is not None:
-            hparams[key] = _scalar(value)
+            hparams.setdefault(key, _scalar(value))
     return hparams
 
 

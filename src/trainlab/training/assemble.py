@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -112,7 +113,7 @@ def build_trainer(cfg: DictConfig, datamodule: ImageDataModule) -> L.Trainer:
 
 def resolved_config_and_hparams(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    return resolved, run_hparams(resolved, chosen_options())
+    return resolved, run_hparams(resolved, chosen_options(), task_overrides())
 
 
 def run_length(trainer: L.Trainer, datamodule: ImageDataModule) -> RunLength:
@@ -146,6 +147,11 @@ def last_checkpoint_file(callbacks: list[Any], output_dir: Path) -> Path:
         if isinstance(callback, ModelCheckpoint) and callback.monitor is None and callback.dirpath:
             return Path(callback.dirpath) / f"{callback.filename or 'last'}{callback.FILE_EXTENSION}"
     return output_dir / "checkpoints" / "last.ckpt"
+
+
+def task_overrides() -> list[str]:
+    """The job's command-line overrides (in a sweep: its share of the sweep), [] outside Hydra."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def chosen_options() -> dict[str, str | None]:

@@ -17,7 +17,7 @@ from trainlab.data.base import ImageDataModule
 from trainlab.loggers.hparams import run_hparams
 from trainlab.loggers.tensorboard import log_run_overview, metric_charts, write_chart_layout
 from trainlab.records.files import provenance, tensorboard_command, to_number, write_json
-from trainlab.training.assemble import chosen_options
+from trainlab.training.assemble import chosen_options, task_overrides
 
 
 def fit_metrics(trainer: L.Trainer, module: ClassifierModule) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def record_run(cfg: DictConfig, trainer: L.Trainer, module: ClassifierModule, ou
         write_json(output_dir / "provenance.json", origin)
     for logger in trainer.loggers:
         logger.log_hyperparams(resolved)
-    hparams = run_hparams(resolved, chosen_options()) | {"world_size": trainer.world_size}
+    hparams = run_hparams(resolved, chosen_options(), task_overrides()) | {"world_size": trainer.world_size}
     log_run_overview(trainer, hparams, config_yaml, origin)
     declared = [c.tensorboard_charts() for c in trainer.callbacks if hasattr(c, "tensorboard_charts")]
     write_chart_layout(trainer, metric_charts(module.metric_names()), *declared)
