@@ -1,8 +1,9 @@
 """The tutorials' plots for every run: curves, confusion matrices and sample predictions.
 
 To TensorBoard (IMAGES tab), every `every_n_epochs` validation: `val/confusion_matrix` and
-`val/predictions` (the first `num_samples` validation images titled with the predicted and true class,
-or for sequence tasks the decoded and true strings);
+`val/predictions` (`num_samples` validation images titled with the predicted and true class: every
+class's first image before any class's second, and the most confident mistake; for sequence tasks the
+first images with the decoded and true strings);
 after testing, `test/confusion_matrix`. Into the run dir when fitting ends: `curves.png`, and
 `confusion_matrix.png` and `predictions.png` of the last validation epoch; `test_confusion_matrix.png`
 after testing.
@@ -39,9 +40,18 @@ class RunFigures(Callback):
         self.every_n_epochs = every_n_epochs
         self.num_samples = num_samples
         self._samples: dict[str, Any] | None = None
+        self._picks: dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+        self._mistake: tuple[float, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._first: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def _due(self, trainer: L.Trainer) -> bool:
         return not trainer.sanity_checking and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._picks: dict[int, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+            self._mistake: tuple[float, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+            self._first: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def on_validation_batch_end(
         self,
@@ -52,25 +62,70 @@ class RunFigures(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Keep the first validation images with their predictions (the same images every epoch)."""
-        if batch_idx != 0 or dataloader_idx != 0 or not self.num_samples or trainer.sanity_checking:
+        """Pick the grid's images as validation runs, from the outputs it computed anyway: the first
+        images of each class in turn (for a classification task; a sequence task's first images), and the
+        wrong prediction with the highest probability."""
+        if (
+            dataloader_idx != 0
+            or not self.num_samples
+            or trainer.sanity_checking
+            or not trainer.is_global_zero
+        ):
             return
-        if not trainer.is_global_zero:
+        if not isinstance(outputs, torch.Tensor):
             return
-        images, labels = batch[0][: self.num_samples], batch[1][: self.num_samples]
-        with torch.no_grad():
-            outputs = pl_module.eval_outputs(images)
+        images, labels = batch[0].detach(), batch[1].detach()
+        if labels.ndim != 1:  # label sequences: the first images, as they come
+            if self._first is None:
+                n = self.num_samples
+                self._first = (images[:n].cpu(), labels[:n].cpu(), outputs[:n].float().cpu())
+            return
+        per_class = -(-self.num_samples // max(pl_module.num_classes, 1))
+        for i, label in enumerate(labels.tolist()):  # only the picked images leave the device
+            picked = self._picks.setdefault(label, [])
+            if len(picked) < per_class:
+                picked.append((images[i].cpu(), labels[i].cpu(), outputs[i].float().cpu()))
+        confidence, predicted = pl_module.loss.probabilities(outputs.float()).max(dim=1)
+        confidence = torch.where(predicted != labels, confidence, -1.0)
+        worst = int(confidence.argmax())
+        score = float(confidence[worst])  # -1: no mistake in this batch
+        if score >= 0 and (self._mistake is None or score > self._mistake[0]):
+            cells = (images[worst].cpu(), labels[worst].cpu(), outputs[worst].float().cpu())
+            self._mistake = (score, *cells)
+
+    def _collect(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The picked images with their predictions: round-robin over the classes (every class's first
+        image before any class's second), then the most confident mistake."""
+        if self._first is not None:
+            images, labels, outputs = self._first
+            notes: list[str] = []
+        else:
+            depth = max((len(picks) for picks in self._picks.values()), default=0)
+            classes = sorted(self._picks.items())
+            cells = [picks[k] for k in range(depth) for _, picks in classes if k < len(picks)]
+            cells = cells[: self.num_samples - (self._mistake is not None)]
+            notes = [""] * len(cells)
+            if self._mistake is not None:
+                cells.append(self._mistake[1:])
+                notes.append("most confident mistake")
+            if not cells:
+                return
+            images, labels, outputs = (torch.stack(column) for column in zip(*cells, strict=True))
         predicted, confidence = pl_module.loss.describe(outputs, pl_module.class_names)
         self._samples = {
             "epoch": trainer.current_epoch,
-            "images": images.detach().cpu(),
+            "images": images,
             "predicted": predicted,
             "probability": confidence,
             "labels": pl_module.loss.describe_labels(labels, pl_module.class_names),
+            "notes": notes,
         }
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Images for TensorBoard only: drawing costs, so nothing is drawn without a writer to take it."""
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        self._collect(trainer, pl_module)
         if not self._due(trainer) or not any(summary_writers(trainer)):
             return
         step = trainer.global_step
@@ -111,6 +166,7 @@ class RunFigures(Callback):
             samples["labels"],
             samples["probability"],
             f"validation predictions, epoch {samples['epoch'] + 1}",
+            samples["notes"],
         )
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

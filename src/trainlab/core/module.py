@@ -116,7 +116,11 @@ class ClassifierModule(L.LightningModule):
         return outputs
 
     def shared_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int = 0
+        self,
+        batch: tuple[torch.Tensor, torch.Tensor],
+        stage: str,
+        batch_idx: int = 0,
+        return_outputs: bool = False,
     ) -> torch.Tensor | None:
         images, labels = batch
         outputs = self(images) if stage == "train" else self.eval_outputs(images)
@@ -129,7 +133,7 @@ class ClassifierModule(L.LightningModule):
             log_histogram(self, "train/loss_per_sample", per_sample)
         metrics = self.metrics[stage]
         metrics.update(loss.detach(), self.loss.predict(outputs.detach()), labels)
-        return loss
+        return outputs.detach() if return_outputs else loss
 
     def _at_log_step(self) -> bool:
         return self._trainer is not None and self.global_step % max(self.trainer.log_every_n_steps, 1) == 0
@@ -174,8 +178,10 @@ class ClassifierModule(L.LightningModule):
         reduction = getattr(getattr(self.loss, "criterion", None), "reduction", "mean")
         return loss * loss_scale_for_global_mean(self.trainer, len(batch[1]), reduction)
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self.shared_step(batch, "val")
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Returns the batch's outputs (tta applied, detached): callbacks get them as `outputs` in
+        on_validation_batch_end (the prediction grid picks its images from them)."""
+        return self.shared_step(batch, "val", return_outputs=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self.shared_step(batch, "test")

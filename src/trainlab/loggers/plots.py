@@ -90,8 +90,10 @@ def prediction_grid_figure(
     true: Sequence[str],
     probabilities: Sequence[float],
     title: str,
+    notes: Sequence[str] = (),
 ) -> Figure:
-    """Each image titled 'pred (p) / true', green when right and red when wrong.
+    """Each image titled 'pred (p) / true', green when right and red when wrong; `notes[i]`, where given,
+    heads image i's title (e.g. "most confident mistake").
 
     Images are shown min-max scaled per image, which undoes any Normalize without knowing its values.
     """
@@ -108,11 +110,14 @@ def prediction_grid_figure(
     )
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, pred, label, prob in zip(axes.flat, images, predicted, true, probabilities, strict=False):
+    notes = list(notes) + [""] * (count - len(notes))
+    cells = zip(axes.flat, images, predicted, true, probabilities, notes, strict=False)
+    for ax, image, pred, label, prob, note in cells:
         pixels, options = _displayable(image)
         ax.imshow(pixels, **options)
+        text = f"{pred} ({prob:.2f})\ntrue {label}"
         ax.set_title(
-            f"{pred} ({prob:.2f})\ntrue {label}", fontsize=8, color="green" if pred == label else "red"
+            f"{note}\n{text}" if note else text, fontsize=8, color="green" if pred == label else "red"
         )
     fig.suptitle(title)
     return fig
