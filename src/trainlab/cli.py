@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -43,6 +44,10 @@ def main() -> None:
     from trainlab.signals import stop_on_signals
     from trainlab.training.preflight import commandline
 
+    if not sys.stderr.isatty():
+        # the no-color.org convention, which colorlog (Optuna's log colours) and others follow: escape
+        # codes in a log file or a pipe are noise
+        os.environ.setdefault("NO_COLOR", "1")
     stop_on_signals()
     commandline.install()
     train_job()

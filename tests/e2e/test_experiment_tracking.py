@@ -189,6 +189,7 @@ def test_optuna_search_on_digits_reports_the_best_parameters_and_fills_the_summa
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Best parameters" in result.stdout + result.stderr
+    assert "\x1b" not in result.stdout + result.stderr  # no colour codes when not in a terminal
     study = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert set(study["best_params"]) == {"optim", "optim.lr", "optim.weight_decay", "loss"}
     rows = summary_rows(sweep_dir)
