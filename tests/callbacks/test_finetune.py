@@ -11,7 +11,8 @@ def fit(module, callback, epochs, tmp_path):
     return fit_module(module, tmp_path, epochs=epochs, callbacks=[callback])
 
 
-def test_backbone_is_frozen_then_added_as_its_own_group(tmp_path):
+def test_backbone_is_frozen_then_added_as_its_own_group(tmp_path, caplog):
+    caplog.set_level("INFO", logger="trainlab.callbacks.finetune")
     torch.manual_seed(0)
     module = make_module(scheduler={"scheduler": None})
     initial = module.net[0].weight.detach().clone()
@@ -29,6 +30,12 @@ def test_backbone_is_frozen_then_added_as_its_own_group(tmp_path):
     assert set(groups) == {"default", "backbone"} and groups["backbone"]["lr"] == pytest.approx(0.05)
     assert not torch.equal(module.net[0].weight, initial)
     assert trainer.callback_metrics["lr/backbone"] == pytest.approx(0.05)
+    said = [r.getMessage() for r in caplog.records if r.name == "trainlab.callbacks.finetune"]
+    assert said[-2:] == [
+        "finetune: net\\.0 frozen (48 parameters) until epoch 2, when it joins the optimizer as param "
+        "group 'backbone'",
+        "finetune: epoch 2: net\\.0 unfrozen, training as param group 'backbone' at lr 0.05 (48 parameters)",
+    ]
 
 
 def test_the_new_group_is_scheduled_too(tmp_path):

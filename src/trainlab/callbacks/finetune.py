@@ -9,6 +9,7 @@ its optimizer state; the backbone is made trainable again here.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 
@@ -18,6 +19,8 @@ from lightning.pytorch.callbacks import BaseFinetuning
 from torch import nn
 
 from trainlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class UnfreezeBackbone(BaseFinetuning):
@@ -59,7 +62,16 @@ class UnfreezeBackbone(BaseFinetuning):
             self.make_trainable(self.backbone_modules(pl_module))
 
     def freeze_before_training(self, pl_module: L.LightningModule) -> None:
-        self.freeze(self.backbone_modules(pl_module), train_bn=self.train_bn)
+        modules = self.backbone_modules(pl_module)
+        self.freeze(modules, train_bn=self.train_bn)
+        log.info(
+            "finetune: %s frozen (%s parameters) until epoch %d, when it joins the optimizer as param "
+            "group '%s'",
+            self.pattern.pattern,
+            f"{_count(modules):,}",
+            self.unfreeze_at_epoch + 1,
+            self.group_name,
+        )
 
     def finetune_function(
         self, pl_module: L.LightningModule, epoch: int, optimizer: torch.optim.Optimizer
@@ -76,6 +88,18 @@ class UnfreezeBackbone(BaseFinetuning):
         group["name"] = self.group_name
         group.setdefault("initial_lr", lr)
         _extend_schedulers(pl_module.trainer, optimizer, [lr])
+        log.info(
+            "finetune: epoch %d: %s unfrozen, training as param group '%s' at lr %g (%s parameters)",
+            epoch + 1,
+            self.pattern.pattern,
+            self.group_name,
+            lr,
+            f"{sum(p.numel() for p in group['params']):,}",
+        )
+
+
+def _count(modules: list[nn.Module]) -> int:
+    return sum(p.numel() for module in modules for p in module.parameters())
 
 
 def _extend_schedulers(
