@@ -117,7 +117,8 @@ def test_hparams_name_the_chosen_groups_and_their_scalar_options():
     swept = run_hparams(
         config,
         {"data": "digits", "optim": "sgd", "loss": "ce"},
-        ["optim=sgd", "+optim.lr=0.05", "hydra.run.dir=/x", "trainer.max_epochs=3"],
+        ["optim=sgd", "+optim.lr=0.05", "hydra.run.dir=/x", "trainer.max_epochs=3", "callbacks=watch"],
     )
-    assert list(swept)[:3] == ["optim", "optim.lr", "trainer.max_epochs"]
-    assert swept == hparams  # the same values, in another order
+    assert list(swept)[:4] == ["optim", "optim.lr", "trainer.max_epochs", "callbacks"]
+    assert swept["callbacks"] == "watch"  # a group the table has no column for: the option's name
+    assert {k: v for k, v in swept.items() if k != "callbacks"} == hparams  # the same values, reordered

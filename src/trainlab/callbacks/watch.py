@@ -3,7 +3,7 @@
 At Lightning's logging cadence (`trainer.log_every_n_steps`), for every parameter tensor, named as in
 `named_parameters()` so that the tags group by module (`watch/grad_norm/net.features.0.weight`):
 
-- `grad_norm`: the L2 norm of its gradient as the optimizer step sees it (after clipping, if any);
+- `grad_norm`: the L2 norm of its gradient as backward left it (before gradient clipping, if any);
 - `weight_norm`: the L2 norm of the weights after the step;
 - `update_norm`: the L2 norm of the change the step made, and `update_ratio` = update_norm / weight_norm
   (the update-to-weight ratio; around 1e-3 is the usual rule of thumb for a healthy learning rate,
@@ -12,7 +12,8 @@ At Lightning's logging cadence (`trainer.log_every_n_steps`), for every paramete
   Adam's `exp_avg` and `exp_avg_sq`, ...): how the optimizer's memory of the gradients grows; for the
   Adam family also `adam_step_size`, the median effective per-element learning rate (see state_norms).
 
-TensorBoard's CUSTOM SCALARS tab holds one chart per quantity with every layer on it. Every
+TensorBoard's CUSTOM SCALARS tab holds one chart per quantity with every layer on it (all optimizer state on
+one chart). Every
 `histogram_every_n_steps` (0: never) the weights and gradients also go to its HISTOGRAMS tab.
 
 Between logging steps the callback only adds each step's gradient norms to per-layer sums on the device,

@@ -32,9 +32,13 @@ def run_hparams(
     """
     hparams: dict[str, Scalar] = {}
     for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        value = choices.get(key) if key in choices else _select(config, key)
-        if value is not None and not key.startswith("hydra."):
+        key, _, text = override.partition("=")
+        key = key.lstrip("+~")
+        if key.startswith("hydra."):
+            continue
+        # a config group (callbacks=watch, experiment=...): the option's name; a key: its value as it ran
+        value = (choices.get(key) or text) if "." not in key else _select(config, key)
+        if value is not None:
             hparams[key] = _scalar(value)
     for group in CHOICE_GROUPS:
         node = config.get(group)
