@@ -170,7 +170,7 @@ def test_suspicious_settings_warn_once_and_the_run_records_what_ran(cli, tmp_pat
     assert config["trainer"]["strategy"] == "single_device" and config["scheduler"]["frequency"] == 2
     log = (result.run_dir / "train.log").read_text()
     assert re.search(r"preflight: .* checked in \d+\.\d\d s", log)
-    assert '"trainer.precision": "bf16-mixed"' in log  # the HPARAMS row, as every rank reports it
+    assert "| precision bf16-mixed on 1 cpu device(s)" in log  # the run: line states what runs
     assert result.metrics["epochs"] == 2
 
 
