@@ -99,3 +99,26 @@ def test_watch_benchmark_compares_steps_per_second_with_and_without_the_callback
     ]
     values = ratios(rows)
     assert values[0] == 1.0 and all(v > 0 for v in values)
+
+
+def test_gpu_check_runs_every_path_it_can_on_this_machine_and_names_what_it_skipped():
+    output = run_benchmark("gpu_check")
+    rows = {(row[0], row[1]): row for row in table_rows(output)[1:]}
+    checks = {check for check, _ in rows}
+    assert checks == {"pipeline", "speed option", "NaN guard", "exact resume", "DDP", "time to accuracy"}
+    ok = {key for key, row in rows.items() if row[2] == "ok"}
+    # every check that needs no CUDA ran and passed; the exact-resume row compared the final checkpoints
+    assert ("exact resume", "trainer.deterministic=true") in ok
+    assert (
+        "tensors and train/val loss and acc identical"
+        in rows["exact resume", "trainer.deterministic=true"][3]
+    )
+    assert {
+        ("speed option", "fp32"),
+        ("NaN guard", "nonfinite_loss=stop"),
+        ("pipeline", "batched vs torchvision"),
+    } <= ok
+    assert rows["speed option", "fp32"][3].endswith("1.00x fp32")
+    assert rows["DDP", "trainer=ddp (all GPUs)"][2] == "skipped"
+    assert rows["time to accuracy", "airbench94"][3] == "needs CUDA"
+    assert output.rstrip().endswith("0 failed")

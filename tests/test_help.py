@@ -10,6 +10,7 @@ TOOLS = [
     "trainlab.eval",
     "trainlab.predict",
     "trainlab.playground",
+    "trainlab.tune",
     "trainlab.runs",
     "trainlab.ckpt",
     "trainlab.data.split",

@@ -58,7 +58,8 @@ def list_row(record: RunRecord, root: Path) -> list[str]:
         "refused" if record.refused else record.status,
         _number(record.metric("val/acc_best")),
         _number(record.metric("test/acc")),
-        str(record.metrics.get("epochs", "")),
+        str(record.metrics.get("epochs", ""))
+        + (" (stopped early)" if record.metrics.get("stopped_early") else ""),
         _duration(record.duration_s),
         " ".join(record.overrides),
     ]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 import trainlab
@@ -26,7 +26,20 @@ def fit_metrics(trainer: L.Trainer, module: ClassifierModule) -> dict[str, Any]:
     values = trainer.callback_metrics
     metrics = {key: to_number(values.get(key)) for key in module.metric_names()["epoch"]}
     metrics["epochs"] = trainer.current_epoch
+    stoppers = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
+    if stoppers:
+        stopped = [c for c in stoppers if c.stopped_epoch > 0]
+        metrics["stopped_early"] = bool(stopped)
+        metrics["stopping_reason"] = stopping_reason(stopped[0]) if stopped else None
     return metrics
+
+
+def stopping_reason(callback: EarlyStopping) -> str:
+    """Lightning's own message (2.5+), else one built from the callback's settings."""
+    message = getattr(callback, "stopping_reason_message", None)
+    if message:
+        return " ".join(str(message).split())
+    return f"{callback.monitor} did not improve in {callback.patience} validations"
 
 
 def metrics_on_test_split(
@@ -126,6 +139,8 @@ def summary_line(output_dir: Path, metrics: dict[str, Any], has_tensorboard: boo
         return f"{key}={value:.4f}" if isinstance(value, float) else f"{key}=n/a"
 
     line = f"trainlab: run dir {output_dir} | {fmt('val/acc')} {fmt('val/acc_best')} {fmt('test/acc')}"
+    if metrics.get("stopped_early"):
+        line += f" | stopped early after epoch {metrics.get('epochs')}: {metrics.get('stopping_reason')}"
     line += " | metrics.json, config.yaml, checkpoints/, train.log there"
     if has_tensorboard:
         line += f" | view: {tensorboard_command(output_dir / 'tensorboard')}"
