@@ -91,7 +91,7 @@ def test_ddp_cpu_equals_one_process_with_the_same_global_batch(runs):
     correct = ddp["val/acc"] * VAL_SIZE
     assert abs(correct - round(correct)) < 1e-4, ddp["val/acc"]
     assert (
-        "global batch 64 = 32 per device"
+        "2 device(s) (2 per node x 1 nodes): global batch 64 = 32 per device"
         in runs["ddp"].stdout + runs["ddp"].stderr + (runs["ddp"].run_dir / "train.log").read_text()
     )
 

@@ -68,6 +68,7 @@ class TrainerSchema:
     log_every_n_steps: int = at_least(1)
     num_sanity_val_steps: int = at_least(-1)
     gradient_clip_val: Optional[float] = at_least(0)
+    accumulate_grad_batches: int = at_least(1)
     sync_batchnorm: bool = MISSING
     enable_progress_bar: bool = MISSING
     accelerator: str = MISSING

@@ -182,21 +182,25 @@ class ImageDataModule(L.LightningDataModule):
         labels = torch.as_tensor(self._require_setup().train.labels)
         return torch.bincount(labels, minlength=self.num_classes).tolist()
 
-    def per_device_batch_size(self, world_size: int) -> int:
-        """data.batch_size is the global batch: every one of `world_size` devices takes an equal share,
-        so a config trains the same on one device or many."""
-        if self.batch_size % world_size:
-            lower = self.batch_size - self.batch_size % world_size
+    def per_device_batch_size(self, world_size: int, accumulate: int = 1) -> int:
+        """data.batch_size is the global batch of one optimizer step: every one of `world_size` devices
+        takes an equal share, in `accumulate` micro-batches (trainer.accumulate_grad_batches), so a config
+        trains the same on one device or many, with or without accumulation."""
+        parts = world_size * accumulate
+        if self.batch_size % parts:
+            lower = self.batch_size - self.batch_size % parts
             raise ConfigError(
                 f"data.batch_size={self.batch_size} is the global batch size and must split evenly over "
-                f"the {world_size} devices of this run (trainer.devices x trainer.num_nodes): use "
-                f"data.batch_size={lower or world_size} or {lower + world_size}."
+                f"the {world_size} devices of this run (trainer.devices x trainer.num_nodes) times "
+                f"trainer.accumulate_grad_batches={accumulate} micro-batches: use "
+                f"data.batch_size={lower or parts} or {lower + parts}."
             )
-        return self.batch_size // world_size
+        return self.batch_size // parts
 
-    def train_batches_per_epoch(self, world_size: int = 1) -> int:
-        """Training batches each of `world_size` devices runs per epoch (what train_dataloader yields)."""
-        batch_size = self.per_device_batch_size(world_size)
+    def train_batches_per_epoch(self, world_size: int = 1, accumulate: int = 1) -> int:
+        """Training (micro-)batches each of `world_size` devices runs per epoch (what train_dataloader
+        yields)."""
+        batch_size = self.per_device_batch_size(world_size, accumulate)
         sampler = EpochShuffleSampler(
             len(self._require_setup().train), self.seed, num_replicas=world_size, batch_size=batch_size
         )
@@ -207,7 +211,7 @@ class ImageDataModule(L.LightningDataModule):
         workers and devices, and resumable mid-epoch (see trainlab.data.sampling)."""
         dataset = self._require_setup().train
         world_size, rank = self._world()
-        batch_size = self.per_device_batch_size(world_size)
+        batch_size = self.per_device_batch_size(world_size, self._accumulate())
         sampler = EpochShuffleSampler(
             len(dataset),
             self.seed,
@@ -266,6 +270,11 @@ class ImageDataModule(L.LightningDataModule):
         """(number of devices, this process's rank) of the run; (1, 0) outside a trainer."""
         trainer = self.trainer
         return (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
+
+    def _accumulate(self) -> int:
+        """Micro-batches per optimizer step (trainer.accumulate_grad_batches; 1 outside a trainer)."""
+        trainer = self.trainer
+        return 1 if trainer is None else int(trainer.accumulate_grad_batches)
 
     def _current_epoch(self) -> int:
         """The epoch the trainer is in or about to start (0 outside fitting)."""

@@ -98,15 +98,21 @@ def build_trainer(cfg: DictConfig, datamodule: ImageDataModule) -> L.Trainer:
         "trainer", cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
     )
     use_hydra_job_launcher(trainer)
-    per_device = datamodule.per_device_batch_size(trainer.world_size)  # a bad split fails before launch
-    if trainer.world_size > 1:
+    accumulate = int(trainer.accumulate_grad_batches)
+    micro = datamodule.per_device_batch_size(
+        trainer.world_size, accumulate
+    )  # a bad split fails before launch
+    if trainer.world_size > 1 or accumulate > 1:
         log.info(
-            "%d devices (%d per node x %d nodes): global batch %d = %d per device",
+            "%d device(s) (%d per node x %d nodes): global batch %d = %d per device%s",
             trainer.world_size,
             trainer.num_devices,
             trainer.num_nodes,
             datamodule.batch_size,
-            per_device,
+            micro * accumulate,
+            f" = {accumulate} micro-batches of {micro} (trainer.accumulate_grad_batches)"
+            if accumulate > 1
+            else "",
         )
     return trainer
 
@@ -118,14 +124,15 @@ def resolved_config_and_hparams(cfg: DictConfig) -> tuple[dict[str, Any], dict[s
 
 def run_length(trainer: L.Trainer, datamodule: ImageDataModule) -> RunLength:
     """The run's length as Lightning will train it (its `estimated_stepping_batches`), known before fit."""
-    batches = datamodule.train_batches_per_epoch(trainer.world_size)
+    accumulate = max(int(trainer.accumulate_grad_batches), 1)
+    batches = datamodule.train_batches_per_epoch(trainer.world_size, accumulate)
     limit = trainer.limit_train_batches
     if isinstance(limit, int) and not isinstance(limit, bool):
         batches = min(batches, limit)
     elif limit is not None:
         batches = int(batches * float(limit))
     epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs >= 0 else None
-    steps_per_epoch = -(-batches // max(int(trainer.accumulate_grad_batches), 1))
+    steps_per_epoch = -(-batches // accumulate)
     return RunLength(epochs=epochs, steps_per_epoch=steps_per_epoch, max_steps=trainer.max_steps)
 
 
