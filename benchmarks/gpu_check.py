@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import os
 import signal
@@ -48,6 +47,7 @@ import lightning.pytorch as L
 import torch
 from common import REPO, SHARED, machine, table
 from lightning.pytorch.callbacks import Callback
+from overhead import window_rates
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from time_to_accuracy import generated_folder
 from torch import nn
@@ -120,7 +120,7 @@ class Checker:
                 "trainer.num_sanity_val_steps=0", f"data.batch_size={batch}",
             ],
         )  # fmt: skip
-        return batch * statistics.median(interval_rates(run_dir / "tensorboard", "train/loss_step"))
+        return batch * statistics.median(window_rates(run_dir / "tensorboard", "train/loss_step"))
 
     def add(self, check: str, setting: str, result: str, numbers: str) -> None:
         self.rows.append([check, setting, result, numbers])
@@ -138,14 +138,6 @@ class Checker:
 
     def skip(self, check: str, setting: str, why: str) -> None:
         self.add(check, setting, "skipped", why)
-
-
-def interval_rates(log_dir: Path, tag: str) -> list[float]:
-    """steps/s of each logging interval of `tag`, the first (warm-up) one dropped."""
-    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    scalars = events.Scalars(tag)[1:]
-    return [(b.step - a.step) / (b.wall_time - a.wall_time) for a, b in itertools.pairwise(scalars)]
 
 
 def check_pipeline(c: Checker) -> tuple[str, str]:
