@@ -359,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data: {data}\n")
         c = Checker(data.resolve(), work, cuda, args.quick)
         print(table(["check", "setting", "result", "numbers"], []))
-        if "pipeline" not in skip:
+        if "pipeline" in skip:
+            pass
+        elif args.quick:
+            c.skip("pipeline", "batched vs torchvision", "--quick (benchmarks/data.py --quick measures it)")
+        else:
             c.attempt("pipeline", "batched vs torchvision", lambda: check_pipeline(c))
         if "speed" not in skip:
             check_speed_options(c)

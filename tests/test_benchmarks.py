@@ -113,11 +113,9 @@ def test_gpu_check_runs_every_path_it_can_on_this_machine_and_names_what_it_skip
         "tensors and train/val loss and acc identical"
         in rows["exact resume", "trainer.deterministic=true"][3]
     )
-    assert {
-        ("speed option", "fp32"),
-        ("NaN guard", "nonfinite_loss=stop"),
-        ("pipeline", "batched vs torchvision"),
-    } <= ok
+    assert {("speed option", "fp32"), ("NaN guard", "nonfinite_loss=stop")} <= ok
+    # what needs CUDA, or is measured on a CPU by another benchmark, is a row that says so
+    assert rows["pipeline", "batched vs torchvision"][2] == "skipped"
     assert rows["speed option", "fp32"][3].endswith("1.00x fp32")
     assert rows["DDP", "trainer=ddp (all GPUs)"][2] == "skipped"
     assert rows["time to accuracy", "airbench94"][3] == "needs CUDA"
