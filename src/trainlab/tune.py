@@ -61,6 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] != "lr":
         print_error(f"Say what to tune: {USAGE}")
         return 2
+    if {"-m", "--multirun"} & set(argv) or any(word.startswith("hparams_search=") for word in argv):
+        print_error(
+            "The range test runs one configuration: drop -m / hparams_search and run it once per optimizer. "
+            + USAGE
+        )
+        return 2
     try:
         options, overrides = split_options(argv[1:])
     except ConfigError as err:
