@@ -53,6 +53,7 @@ from time_to_accuracy import generated_folder
 from torch import nn
 
 BENCHMARKS = Path(__file__).resolve().parent
+CHECKS = ("pipeline", "speed", "nan_guard", "resume", "ddp", "recipe", "airbench")  # names for --skip
 TARGET = 0.94
 LOG_EVERY = 10
 
@@ -348,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cuda = torch.cuda.is_available()
     skip = set(filter(None, args.skip.split(",")))
+    if skip - set(CHECKS):
+        parser.error(f"--skip {','.join(sorted(skip - set(CHECKS)))}: the checks are {','.join(CHECKS)}")
     print(machine())
     if cuda:
         print(f"GPU: {torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}, CUDA {torch.version.cuda}")

@@ -24,6 +24,9 @@ nothing (LBFGS, Rprop), saying why.
 
 from __future__ import annotations
 
+import difflib
+import logging
+import math
 import os
 import sys
 import tempfile
@@ -59,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if asked_for_help(argv, __doc__):
         return 0
     if not argv or argv[0] != "lr":
-        print_error(f"Say what to tune: {USAGE}")
+        print_error(f"Say what to tune: lr (the learning rate; the only tuner so far). {USAGE}")
         return 2
     if {"-m", "--multirun"} & set(argv) or any(word.startswith("hparams_search=") for word in argv):
         print_error(
@@ -81,13 +84,23 @@ def split_options(words: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     options, overrides = dict(OPTIONS), []
     for word in words:
         key, sep, value = word.partition("=")
+        close = difflib.get_close_matches(key, OPTIONS, n=1, cutoff=0.85)
+        if sep and key not in OPTIONS and close:
+            raise ConfigError(f"{key}={value}: did you mean {close[0]}={value}? {USAGE}")
         if key not in OPTIONS or not sep:
             overrides.append(word)
             continue
+        if key == "out":
+            options[key] = value
+            continue
         try:
-            options[key] = type(OPTIONS[key])(float(value)) if key != "out" else value
+            number = float(value)
         except ValueError:
             raise ConfigError(f"{key}={value} is not a number. {USAGE}") from None
+        if not math.isfinite(number) or (key == "num_training" and number != int(number)):
+            kind = "a whole number of steps" if key == "num_training" else "a finite number"
+            raise ConfigError(f"{key}={value}: {kind} is needed. {USAGE}")
+        options[key] = type(OPTIONS[key])(number)
     if not 0 < options["min_lr"] < options["max_lr"]:
         raise ConfigError(
             f"min_lr={options['min_lr']} and max_lr={options['max_lr']}: need 0 < min_lr < max_lr."
@@ -154,6 +167,8 @@ def range_test(cfg: DictConfig, options: dict[str, Any]) -> tuple[Any, str]:
             f"An LR range test means nothing for {target}: {NO_RANGE_TEST[target]}. Pick another optim."
         )
     datamodule, trainer, module = preflight(cfg)
+    # the test trains and validates through the module: its per-epoch lines would read like a run's
+    logging.getLogger("trainlab.core.module").setLevel(logging.WARNING)
     finder = Tuner(trainer).lr_find(
         module,
         datamodule=datamodule,
@@ -163,7 +178,10 @@ def range_test(cfg: DictConfig, options: dict[str, Any]) -> tuple[Any, str]:
         update_attr=False,
     )
     groups = len(module.build_optimizer().param_groups)
-    what = ", ".join(f"{group}={name}" for group, name in chosen_options().items() if name)
+    # the range test replaces the scheduler with its own exponential ramp
+    what = ", ".join(
+        f"{group}={name}" for group, name in chosen_options().items() if name and group != "scheduler"
+    )
     return finder, f"{what} ({groups} param group{'s' * (groups > 1)} at one lr)"
 
 
@@ -188,6 +206,10 @@ def report(finder: Any, chosen: str, options: dict[str, Any], out: Path) -> None
     figure = finder.plot(suggest=suggested is not None, show=False)
     figure.axes[0].set_title(f"LR range test: {chosen}", fontsize=8)
     figure.axes[0].set_ylabel("training loss (smoothed)")
+    kept = [loss for loss in losses[10:-1] if math.isfinite(loss)]
+    if kept:  # the diverged last points would flatten the curve that matters
+        low, high = min(kept), max(kept)
+        figure.axes[0].set_ylim(low - 0.05 * (high - low), min(high, 4 * low) + 0.05 * (high - low))
     save_figure(figure, out / "lr_find.png")
     print(
         f"trainlab.tune lr: {len(lrs)} steps, lr {options['min_lr']:g} -> {options['max_lr']:g} "

@@ -38,6 +38,7 @@ from trainlab.training.failures import (
     stop_if_signalled,
 )
 from trainlab.training.preflight.config import (
+    check_callback_settings,
     check_every_key_is_read,
     check_monitors,
     check_trains_something,
@@ -94,6 +95,7 @@ def preflight(cfg: DictConfig) -> tuple[ImageDataModule, L.Trainer, ClassifierMo
     each split: every mistake the config can hold stops here, before the run dir holds more than logs."""
     validate(cfg)
     check_every_key_is_read(cfg)
+    check_callback_settings(cfg)
     route_lightning_logs_to_hydra()
     L.seed_everything(cfg.seed, workers=True)
     datamodule = prepare_data(cfg)

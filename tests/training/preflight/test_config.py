@@ -11,6 +11,7 @@ from omegaconf import OmegaConf, open_dict
 from configs import compose_train
 from trainlab.errors import ConfigError
 from trainlab.training.preflight.config import (
+    check_callback_settings,
     check_every_key_is_read,
     check_monitors,
     check_trains_something,
@@ -127,3 +128,23 @@ def test_what_lightning_resolves_is_written_into_the_config(tmp_path, caplog):
     assert (cfg.trainer.accelerator, cfg.trainer.devices, cfg.trainer.strategy) == ("cpu", 1, "single_device")
     (line,) = preflight_lines(caplog)
     assert "trainer.precision=16-mixed -> bf16-mixed (float16 autocast needs a CUDA GPU" in line
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("callbacks.early_stopping.patience=-1", "patience=-1: it must be a number >= 0"),
+        ("callbacks.early_stopping.patience=2.5", "patience=2.5: a whole number of validations"),
+        ("callbacks.early_stopping.min_delta=-0.1", "min_delta=-0.1: it must be a number >= 0"),
+        ("callbacks.early_stopping.mode=maximum", "mode=maximum: use min (a loss: lower is better) or max"),
+        ("callbacks.best_checkpoint.mode=best", "callbacks.best_checkpoint.mode=best: use min"),
+    ],
+)
+def test_monitoring_callbacks_settings_are_refused_before_anything_is_built(tmp_path, override, message):
+    cfg = compose_train(tmp_path, "callbacks=early_stopping", override)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_callback_settings(cfg)
+
+
+def test_the_shipped_monitoring_callbacks_pass(tmp_path):
+    check_callback_settings(compose_train(tmp_path, "callbacks=early_stopping"))

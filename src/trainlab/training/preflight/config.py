@@ -175,6 +175,36 @@ def check_monitors(cfg: DictConfig, logged: Mapping[str, Iterable[str]], trainer
         warn_on_direction(key, metric, node)
 
 
+MEANING = {
+    "patience": "validations without improvement before stopping",
+    "min_delta": "the smallest change of the metric that counts as an improvement",
+}
+
+
+def check_callback_settings(cfg: DictConfig) -> None:
+    """The settings of monitoring callbacks that their classes would refuse only once built (a raw
+    Lightning error) or not at all (a negative patience stops after the first epoch that does not improve)."""
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if not isinstance(node, DictConfig) or not isinstance(node.get("monitor"), str):
+            continue
+        mode = node.get("mode")
+        if mode is not None and mode not in ("min", "max"):
+            raise ConfigError(
+                f"callbacks.{name}.mode={mode}: use min (a loss: lower is better) or max (an accuracy)."
+            )
+        for key in ("patience", "min_delta"):
+            value = node.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                meaning = MEANING[key]
+                raise ConfigError(f"callbacks.{name}.{key}={value}: it must be a number >= 0 ({meaning}).")
+            if key == "patience" and value != int(value):
+                raise ConfigError(
+                    f"callbacks.{name}.patience={value}: a whole number of validations, e.g. 3."
+                )
+
+
 def warn_on_direction(key: str, metric: str, node: Mapping[str, Any]) -> None:
     """mode=max on a loss (or min on an accuracy) keeps the worst epoch: legal, rarely meant."""
     mode = node.get("mode")
