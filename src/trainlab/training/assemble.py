@@ -99,9 +99,8 @@ def build_trainer(cfg: DictConfig, datamodule: ImageDataModule) -> L.Trainer:
     )
     use_hydra_job_launcher(trainer)
     accumulate = int(trainer.accumulate_grad_batches)
-    micro = datamodule.per_device_batch_size(
-        trainer.world_size, accumulate
-    )  # a bad split fails before launch
+    # a batch that does not split over devices and micro-batches fails here, before any launch
+    micro = datamodule.per_device_batch_size(trainer.world_size, accumulate)
     if trainer.world_size > 1 or accumulate > 1:
         log.info(
             "%d device(s) (%d per node x %d nodes): global batch %d = %d per device%s",

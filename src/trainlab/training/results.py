@@ -28,10 +28,18 @@ def fit_metrics(trainer: L.Trainer, module: ClassifierModule) -> dict[str, Any]:
     metrics["epochs"] = trainer.current_epoch
     stoppers = [c for c in trainer.callbacks if isinstance(c, EarlyStopping)]
     if stoppers:
-        stopped = [c for c in stoppers if c.stopped_epoch > 0]
+        stopped = [c for c in stoppers if has_stopped(c)]
         metrics["stopped_early"] = bool(stopped)
         metrics["stopping_reason"] = stopping_reason(stopped[0]) if stopped else None
     return metrics
+
+
+def has_stopped(callback: EarlyStopping) -> bool:
+    """Lightning 2.5+ names why it stopped (a stop in the first epoch too); before, stopped_epoch > 0."""
+    reason = getattr(callback, "stopping_reason", None)
+    if reason is not None:
+        return reason.name != "NOT_STOPPED"
+    return callback.stopped_epoch > 0
 
 
 def stopping_reason(callback: EarlyStopping) -> str:
