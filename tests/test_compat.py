@@ -84,8 +84,9 @@ def test_a_step_triggered_save_on_an_epochs_last_batch_waits_for_its_validation(
     "trainer",
     [
         [],
-        ["trainer.limit_train_batches=5", "+trainer.accumulate_grad_batches=2"],
-        ["trainer.limit_train_batches=0.5", "+trainer.accumulate_grad_batches=3"],
+        ["trainer.limit_train_batches=5", "trainer.accumulate_grad_batches=2"],
+        # data.batch_size is the global batch of a step: it splits into the micro-batches
+        ["trainer.limit_train_batches=0.5", "trainer.accumulate_grad_batches=3", "data.batch_size=63"],
         ["trainer.max_steps=7"],
     ],
 )
