@@ -1,7 +1,7 @@
 """GPU check: every GPU path of trainlab run once through the real CLI, in one table, and the fast recipe
 against the `airbench` package's airbench94 on the same GPU and the same images.
 
-    python benchmarks/gpu_check.py --data ../shared/data/cifar10-train   # a CUDA machine, ~6 min on one H200
+    python benchmarks/gpu_check.py --data ../shared/data/cifar10-train   # a CUDA machine, ~8 min on one H200
     python benchmarks/gpu_check.py --quick                               # CPU, generated images (the tests)
 
 Data: a folder of CIFAR-10 JPEGs in class subfolders (`data=cifar10_jpeg`): 45,000 to train on and a
