@@ -101,6 +101,19 @@ def test_watch_benchmark_compares_steps_per_second_with_and_without_the_callback
     assert values[0] == 1.0 and all(v > 0 for v in values)
 
 
+def test_muon_benchmark_times_its_step_against_adamw_and_both_newton_schulz_dtypes():
+    rows = table_rows(run_benchmark("muon_step"))
+    assert [row[0] for row in rows[1:]] == [
+        "torch.optim.AdamW step",
+        "optim=muon step (Newton-Schulz in float32, trainlab on a CPU)",
+        "Newton-Schulz of the 4 hidden matrices in float32",
+        "Newton-Schulz of the 4 hidden matrices in bfloat16",
+        "forward + backward, batch 64",
+    ]
+    values = ratios(rows)
+    assert values[0] == 1.0 and all(v > 0 for v in values)
+
+
 def test_gpu_check_runs_every_path_it_can_on_this_machine_and_names_what_it_skipped():
     output = run_benchmark("gpu_check")
     rows = {(row[0], row[1]): row for row in table_rows(output)[1:]}

@@ -17,8 +17,9 @@ RECIPES = {
         "scheduler.scheduler.step_size=1",
         "scheduler.scheduler.gamma=0.5",
     ],
-    "adam_cosine_two_groups": [
-        "optim=adam",
+    # Muon splits each group into its hidden matrices and an AdamW rest: 4 groups, two kinds of state
+    "muon_cosine_two_groups": [
+        "optim=muon",
         "scheduler=cosine",
         "scheduler.scheduler.T_max=4",
         r"optim.param_groups=[{name:features,params:'^net\.features\.',lr_scale:0.5}]",

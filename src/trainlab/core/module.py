@@ -27,6 +27,7 @@ from trainlab.core.metrics import load_running_state, running_state, stage_metri
 from trainlab.core.rng import capture_rng_state, restore_rng_state
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.loggers.tensorboard import log_histogram
+from trainlab.models.layers import input_and_output_parameters
 from trainlab.optim.param_groups import build_param_groups
 from trainlab.optim.schedulers import build_scheduler, place_schedule
 from trainlab.records.files import epoch_summary
@@ -288,6 +289,10 @@ class ClassifierModule(L.LightningModule):
         """The optimizer over named parameter groups (see trainlab.optim.param_groups)."""
         base_lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
         groups = build_param_groups(self.named_parameters(), self.param_group_specs, self.no_decay, base_lr)
+        # an optimizer with a rule for hidden layers only (Muon) is told which matrices are not hidden
+        split = getattr(getattr(self.optimizer_factory, "func", None), "split_param_groups", None)
+        if split is not None:
+            groups = split(groups, input_and_output_parameters(self.net))
         return self.optimizer_factory(params=groups)
 
     def configure_optimizers(self) -> Any:
