@@ -22,7 +22,16 @@ from typing import Any
 from trainlab.errors import TrainlabError, exit_code
 from trainlab.records.catalog import RunRecord, find_runs, flatten, is_run_dir, rank, read_run
 
-RESULT_KEYS = ("val/acc_best", "val/acc", "val/loss", "test/acc", "test/loss", "epochs")
+RESULT_KEYS = (
+    "val/acc_best",
+    "val/acc",
+    "val/acc_top5",
+    "val/loss",
+    "test/acc",
+    "test/acc_top5",
+    "test/loss",
+    "epochs",
+)
 LIST_COLUMNS = ("run", "started", "status", "val/acc_best", "test/acc", "epochs", "duration", "overrides")
 
 
@@ -77,7 +86,9 @@ def compare(run_dirs: Sequence[Path], width: int | None = None) -> str:
     key_width = max(len(k) for k in ("config key", *RESULT_KEYS, "wall_s", *differing))
     cell = max(16, (width - key_width) // len(records) - 2)
     rows = [["status", *(r.status for r in records)]]
-    rows += [[key, *(_value(r.metrics.get(key)) for r in records)] for key in (*RESULT_KEYS, "wall_s")]
+    always = ("val/acc_best", "epochs")  # the rest only where some run has them (acc_top5, test/*)
+    shown = [k for k in RESULT_KEYS if k in always or any(k in r.metrics for r in records)]
+    rows += [[key, *(_value(r.metrics.get(key)) for r in records)] for key in (*shown, "wall_s")]
     result = table(("metric", *names), rows, cell)
     if differing:
         config_rows = [[key, *(_value(c.get(key, "<absent>")) for c in configs)] for key in differing]

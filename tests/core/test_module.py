@@ -123,14 +123,38 @@ def make_module_with(**kwargs) -> ClassifierModule:
     )
 
 
+LOGITS = ClassifierLoss(functools.partial(torch.nn.CrossEntropyLoss))  # class scores = the outputs
+
+
+def scores_for(preds: list[int], num_classes: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.tensor(preds), num_classes).float()
+
+
 def test_epoch_loss_and_accuracy_are_sample_weighted_and_keep_a_nan():
     metrics = ClassificationMetrics(num_classes=3)
-    metrics.update(torch.tensor(1.0), torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))
-    metrics.update(torch.tensor(4.0), torch.tensor([2]), torch.tensor([2]))
+    assert metrics.names == ("loss", "acc")  # top-5 of 3 classes is always right: not kept
+    metrics.update(torch.tensor(1.0), LOGITS, scores_for([0, 1, 2], 3), torch.tensor([0, 1, 1]))
+    metrics.update(torch.tensor(4.0), LOGITS, scores_for([2], 3), torch.tensor([2]))
     values = metrics.compute_and_reset()
     assert values["loss"] == pytest.approx((1.0 * 3 + 4.0) / 4) and values["acc"] == pytest.approx(3 / 4)
-    metrics.update(torch.tensor(float("nan")), torch.tensor([0]), torch.tensor([0]))
+    metrics.update(torch.tensor(float("nan")), LOGITS, scores_for([0], 3), torch.tensor([0]))
     assert torch.isnan(metrics.compute_and_reset()["loss"])  # a NaN epoch shows, it is not averaged away
+
+
+def test_top5_accuracy_counts_a_class_among_the_five_highest_scores_as_torchmetrics_does():
+    from torchmetrics.functional.classification import multiclass_accuracy
+
+    torch.manual_seed(0)
+    scores, labels = torch.randn(50, 8), torch.randint(0, 8, (50,))
+    metrics = ClassificationMetrics(num_classes=8)
+    assert metrics.names == ("loss", "acc", "acc_top5")
+    for part in (slice(0, 20), slice(20, 50)):
+        metrics.update(torch.tensor(1.0), LOGITS, scores[part], labels[part])
+    values = metrics.compute_and_reset()
+    expected = multiclass_accuracy(scores, labels, num_classes=8, top_k=5, average="micro")
+    assert values["acc_top5"] == pytest.approx(expected.item())
+    assert values["acc"] == pytest.approx((scores.argmax(1) == labels).float().mean().item())
+    assert 0 < values["acc"] < values["acc_top5"] < 1
 
 
 def test_the_metric_names_it_declares_are_the_ones_it_logs(tmp_path):

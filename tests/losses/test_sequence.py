@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
@@ -83,13 +85,14 @@ def test_sequence_metrics_are_exact_match_accuracy_and_character_error_rate():
     metrics = SequenceMetrics()
     preds = torch.tensor([[1, 2, 3, PAD, PAD], [4, 4, PAD, PAD, PAD], [7, PAD, PAD, PAD, PAD]])
     labels = torch.tensor([[1, 2, 3, PAD], [4, PAD, PAD, PAD], [7, 8, 9, 9]])
-    metrics.update(torch.tensor(0.5), preds, labels)
+    decoded = SimpleNamespace(predict=lambda outputs: outputs)  # the outputs here are decoded already
+    metrics.update(torch.tensor(0.5), decoded, preds, labels)
     values = metrics.compute_and_reset()
     assert values["acc"].item() == pytest.approx(1 / 3)
     assert values["cer"].item() == pytest.approx((0 + 1 + 3) / (3 + 1 + 4))
     assert values["loss"].item() == pytest.approx(0.5)
     # insertions, deletions and substitutions each count one edit; the state is reset after compute
     metrics.update(
-        torch.tensor(0.1), torch.tensor([[2, 1, PAD], [5, 5, 5]]), torch.tensor([[1, 2], [5, PAD]])
+        torch.tensor(0.1), decoded, torch.tensor([[2, 1, PAD], [5, 5, 5]]), torch.tensor([[1, 2], [5, PAD]])
     )
     assert metrics.compute_and_reset()["cer"].item() == pytest.approx((2 + 2) / (2 + 1))

@@ -2,9 +2,13 @@
 
 Every stage logs `loss` and `acc`; what `acc` means follows the task: the share of images classified
 right, or for sequences the share of strings read exactly right (plus `cer`, the character error rate).
+Classification with more than 5 classes also logs `acc_top5`: the share of images whose class is among
+the 5 highest class scores (torchmetrics' MulticlassAccuracy(top_k=5, average="micro")).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,7 +19,15 @@ from torchmetrics.text import CharErrorRate
 from trainlab.losses.targets import PAD
 
 # which way each logged quantity improves, by the last part of its name (val/acc -> acc)
-HIGHER_IS_BETTER = {"acc": True, "acc_best": True, "loss": False, "loss_step": False, "cer": False}
+HIGHER_IS_BETTER = {
+    "acc": True,
+    "acc_best": True,
+    "acc_top5": True,
+    "loss": False,
+    "loss_step": False,
+    "cer": False,
+}
+TOP_K = 5
 
 
 def higher_is_better(metric: str) -> bool | None:
@@ -31,30 +43,43 @@ class ClassificationMetrics(nn.Module):
     and MulticlassAccuracy counts with bincount (sized by a host-side max on CUDA). A NaN loss is kept,
     not dropped, so it shows in the epoch's loss. With `confusion`, also the epoch's confusion matrix
     (rows: true class, columns: predicted), kept in `last_confusion` after the reset so figures and
-    reports can read it once the epoch has ended.
+    reports can read it once the epoch has ended. With more than `TOP_K` classes, also the top-5 count
+    (a class among the 5 highest scores; ties broken by torch.topk).
     """
-
-    names = ("loss", "acc")  # the keys of compute_and_reset()
 
     def __init__(self, num_classes: int, confusion: bool = False) -> None:
         super().__init__()
         self.loss_sum = SumMetric(nan_strategy="disable")
         self.correct = SumMetric(nan_strategy="disable")
         self.samples = SumMetric(nan_strategy="disable")
+        self.top_k = TOP_K if num_classes > TOP_K else None  # with <= 5 classes top-5 is always 1
+        self.correct_top_k = SumMetric(nan_strategy="disable") if self.top_k else None
+        self.names = ("loss", "acc", "acc_top5") if self.top_k else ("loss", "acc")  # compute_and_reset()'s
         self.confusion = MulticlassConfusionMatrix(num_classes) if confusion else None
         self.last_confusion: torch.Tensor | None = None
 
-    def update(self, loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
+    def update(self, loss: torch.Tensor, adapter: Any, outputs: torch.Tensor, labels: torch.Tensor) -> None:
+        """One batch: its mean `loss`, the network's `outputs` scored by the loss `adapter`'s
+        class_scores (N, classes), `labels` (N,) class indices."""
+        scores = adapter.class_scores(outputs)
+        preds = scores.argmax(dim=1)
+        labels = labels.to(preds.device)
         count = torch.tensor(float(len(labels)), device=loss.device)
         self.loss_sum.update(loss.float() * count)
-        self.correct.update((preds == labels.to(preds.device)).sum().float())
+        self.correct.update((preds == labels).sum().float())
         self.samples.update(count)
+        if self.correct_top_k is not None:
+            top = scores.topk(self.top_k, dim=1).indices
+            self.correct_top_k.update((top == labels[:, None]).any(dim=1).sum().float())
         if self.confusion is not None:
             self.confusion.update(preds, labels)
 
     def compute_and_reset(self) -> dict[str, torch.Tensor]:
         samples = self.samples.compute()
         values = {"loss": self.loss_sum.compute() / samples, "acc": self.correct.compute() / samples}
+        if self.correct_top_k is not None:
+            values["acc_top5"] = self.correct_top_k.compute() / samples
+            self.correct_top_k.reset()
         for metric in (self.loss_sum, self.correct, self.samples):
             metric.reset()
         if self.confusion is not None:
@@ -80,7 +105,10 @@ class SequenceMetrics(nn.Module):
         self.exact = MeanMetric()
         self.cer = CharErrorRate()
 
-    def update(self, loss: torch.Tensor, preds: torch.Tensor, labels: torch.Tensor) -> None:
+    def update(self, loss: torch.Tensor, adapter: Any, outputs: torch.Tensor, labels: torch.Tensor) -> None:
+        """One batch: its mean `loss`, the network's `outputs` decoded by the loss `adapter`'s predict
+        into (N, length) sequences, `labels` (N, length) padded with -1."""
+        preds = adapter.predict(outputs)
         self.loss.update(loss, weight=len(labels))
         self.exact.update(exact_matches(preds, labels).float())
         self.cer.update(as_strings(preds), as_strings(labels))

@@ -133,7 +133,7 @@ class ClassifierModule(L.LightningModule):
             per_sample = raw.detach().reshape(len(labels), -1).mean(dim=1)
             log_histogram(self, "train/loss_per_sample", per_sample)
         metrics = self.metrics[stage]
-        metrics.update(loss.detach(), self.loss.predict(outputs.detach()), labels)
+        metrics.update(loss.detach(), self.loss, outputs.detach(), labels)
         return outputs.detach() if return_outputs else loss
 
     def _at_log_step(self) -> bool:

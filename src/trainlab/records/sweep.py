@@ -22,7 +22,18 @@ from trainlab.records.catalog import RunRecord, find_runs, rank
 from trainlab.records.files import tensorboard_command
 from trainlab.records.status import mark_finished, read_status
 
-COLUMNS = ("job", "overrides", "status", "val/acc_best", "val/acc", "test/acc", "epochs", "wall_s", "run_dir")
+COLUMNS = (
+    "job",
+    "overrides",
+    "status",
+    "val/acc_best",
+    "val/acc",
+    "val/acc_top5",
+    "test/acc",
+    "epochs",
+    "wall_s",
+    "run_dir",
+)
 
 
 def sweep_records(sweep_dir: Path) -> list[RunRecord]:
@@ -40,8 +51,8 @@ def row(record: RunRecord) -> dict[str, Any]:
         "run_dir": str(record.run_dir),
         "error": record.error or "",
     }
-    for key in ("val/acc_best", "val/acc", "test/acc"):
-        values[key] = record.metric(key)
+    for key in ("val/acc_best", "val/acc", "val/acc_top5", "test/acc"):
+        values[key] = record.metric(key)  # None (an empty cell) where the run has no such metric
     return values
 
 
