@@ -228,6 +228,11 @@ def test_runs_lists_compares_and_finds_the_best(sweep):
     assert "paths.output_dir" not in differing and "data.batch_size" not in differing
     best_line = next(line for line in compared.stdout.splitlines() if line.startswith("val/acc_best"))
     assert f"{job_metrics(sweep / '3')['val/acc_best']:.4g}" in best_line
+    # digits has 10 classes: top-5 accuracy in metrics.json, the sweep table and the comparison
+    top5 = job_metrics(sweep / "3")
+    assert top5["val/acc"] <= top5["val/acc_top5"] <= 1 and top5["test/acc"] <= top5["test/acc_top5"] <= 1
+    assert summary_rows(sweep)[0]["val/acc_top5"] not in ("", None)
+    assert any(line.startswith("val/acc_top5 ") for line in compared.stdout.splitlines())
 
 
 def test_eval_of_a_runs_best_checkpoint_reproduces_its_test_and_val_scores(sweep):
