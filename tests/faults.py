@@ -183,3 +183,21 @@ class KillRankAtStep(Callback):
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
         if trainer.global_rank == self.rank and trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class MemoryLimitedNet(torch.nn.Module):
+    """A linear classifier that runs out of memory, as torch's CPU allocator reports it, on training
+    batches larger than `max_batch` (evaluation batches always fit), so the batch-size finder has a
+    boundary to find on any machine."""
+
+    def __init__(self, num_classes: int, in_channels: int, image_size: int, max_batch: int) -> None:
+        super().__init__()
+        self.max_batch = max_batch
+        self.linear = torch.nn.Linear(in_channels * image_size * image_size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and len(x) > self.max_batch:
+            raise RuntimeError(
+                f"DefaultCPUAllocator: can't allocate memory: you tried to allocate {len(x)} images"
+            )
+        return self.linear(x.flatten(1))

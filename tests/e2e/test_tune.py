@@ -4,6 +4,8 @@ table uses, the curve is written where asked, nothing is left in outputs/, bad r
 from __future__ import annotations
 
 import csv
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import REPO, run_cli
+from faults import fault_env
+
+QUIET = ["logger=none", "test=false", "~callbacks.figures", "trainer.enable_progress_bar=false"]
 
 pytestmark = pytest.mark.slow
 
@@ -54,3 +59,43 @@ def test_optimizers_without_a_meaningful_range_test_and_bad_options_are_refused(
     done = tune(tmp_path, "lr", "optim=nope")
     assert done.returncode != 0 and "optim" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_the_batch_size_finder_stops_below_the_memory_boundary_and_its_batch_trains(tmp_path):
+    """A network that runs out of memory above 100 images: binsearch finds 100, takes the 10% margin,
+    and turns the micro-batch into the global batch of a run that accumulates 2 micro-batches."""
+    limited = ["model._target_=faults.MemoryLimitedNet", "+model.max_batch=100"]
+    env = {**os.environ, **fault_env()}
+    done = subprocess.run(
+        [sys.executable, "-m", "trainlab.tune", "batch_size", *limited, "trainer.accumulate_grad_batches=2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert "trained: 2, 4, 8, 16, 32, 64, 96, 100; out of memory: 101, 102, 104, 112, 128" in lines
+    assert "largest micro-batch per device: 90 (101 ran out of memory; 10% margin taken off 100)" in lines
+    assert any(line.startswith("suggested: data.batch_size=90 ") for line in lines), lines
+    assert any("accumulate_grad_batches=2, 1 device(s)): data.batch_size=180 " in line for line in lines)
+    assert not (tmp_path / "outputs").exists() and "Traceback" not in done.stderr
+    # the global batch it printed trains: 2 micro-batches of 90 per optimizer step, none above 100
+    sized = ["data.batch_size=180", "trainer.accumulate_grad_batches=2", "trainer.max_epochs=1"]
+    run = run_cli(
+        [*limited, *sized, *QUIET],
+        cwd=tmp_path,
+        run_dir=tmp_path / "run",
+        env=fault_env(),
+    ).check()
+    assert json.loads((run.run_dir / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_bad_batch_size_finder_options_are_refused_before_any_trial(tmp_path):
+    done = tune(tmp_path, "batch_size", "mode=halving")
+    assert done.returncode == 2 and "mode=halving: one of binsearch, power is needed" in done.stderr
+    done = tune(tmp_path, "batch_size", "margin=1.5")
+    assert done.returncode == 2 and "margin=1.5" in done.stderr
+    done = tune(tmp_path, "size")
+    assert done.returncode == 2 and "lr (an LR range test) or batch_size" in done.stderr
