@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, StochasticWeightAveraging
 from omegaconf import DictConfig, OmegaConf
 
 import trainlab
@@ -48,6 +48,11 @@ def stopping_reason(callback: EarlyStopping) -> str:
     if message:
         return " ".join(str(message).split())
     return f"{callback.monitor} did not improve in {callback.patience} validations"
+
+
+def averages_weights_at_end(trainer: L.Trainer) -> bool:
+    """Whether Stochastic Weight Averaging replaces the weights with its average when fit ends."""
+    return any(isinstance(c, StochasticWeightAveraging) for c in trainer.callbacks)
 
 
 def metrics_on_test_split(

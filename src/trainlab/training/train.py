@@ -49,6 +49,7 @@ from trainlab.training.preflight.config import (
 from trainlab.training.preflight.objects import checked_resume_checkpoint
 from trainlab.training.preflight.rehearsal import rehearse
 from trainlab.training.results import (
+    averages_weights_at_end,
     fit_metrics,
     metrics_on_test_split,
     record_run,
@@ -86,7 +87,11 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
         best, last = saved_checkpoints(trainer)
         metrics |= {"best_ckpt": best, "last_ckpt": last}
         if cfg.get("test") and datamodule.has_test_split:
-            metrics |= metrics_on_test_split(trainer, module, datamodule, best)
+            # SWA's result is the average it leaves in the weights, never a checkpoint of raw weights
+            tested = None if averages_weights_at_end(trainer) else best
+            metrics |= metrics_on_test_split(trainer, module, datamodule, tested)
+            if tested is None:
+                metrics["tested_weights"] = "final (the SWA average)"
     return write_results(metrics, trainer, module, datamodule, output_dir, started)
 
 

@@ -148,3 +148,20 @@ def test_monitoring_callbacks_settings_are_refused_before_anything_is_built(tmp_
 
 def test_the_shipped_monitoring_callbacks_pass(tmp_path):
     check_callback_settings(compose_train(tmp_path, "callbacks=early_stopping"))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("callbacks.swa.swa_epoch_start=11", "swa_epoch_start=11: SWA would average nothing"),
+        ("callbacks.swa.swa_epoch_start=0", "swa_epoch_start=0: SWA would average nothing"),
+        ("callbacks.swa.swa_epoch_start=1.5", "swa_epoch_start=1.5: a share of trainer.max_epochs"),
+        ("callbacks.swa.swa_lrs=0", "swa_lrs=0: a learning rate > 0"),
+        ("callbacks.swa.annealing_strategy=step", "annealing_strategy=step: use cos or linear"),
+    ],
+)
+def test_swa_settings_are_refused_before_anything_is_built(tmp_path, override, message):
+    cfg = compose_train(tmp_path, "callbacks=swa", "trainer.max_epochs=10", override)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_callback_settings(cfg)
+    check_callback_settings(compose_train(tmp_path, "callbacks=swa", "trainer.max_epochs=10"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +185,10 @@ def check_callback_settings(cfg: DictConfig) -> None:
     """The settings of monitoring callbacks that their classes would refuse only once built (a raw
     Lightning error) or not at all (a negative patience stops after the first epoch that does not improve)."""
     for name, node in (cfg.get("callbacks") or {}).items():
+        if isinstance(node, DictConfig) and str(node.get("_target_", "")).endswith(
+            "StochasticWeightAveraging"
+        ):
+            check_swa_settings(name, node, cfg.trainer.get("max_epochs"))
         if not isinstance(node, DictConfig) or not isinstance(node.get("monitor"), str):
             continue
         mode = node.get("mode")
@@ -203,6 +207,29 @@ def check_callback_settings(cfg: DictConfig) -> None:
                 raise ConfigError(
                     f"callbacks.{name}.patience={value}: a whole number of validations, e.g. 3."
                 )
+
+
+def check_swa_settings(name: str, node: DictConfig, max_epochs: int | None) -> None:
+    """SWA's start, lr and annealing, which Lightning checks only once fit has begun (or not at all: a
+    start after the last epoch averages nothing)."""
+    start, lrs = node.get("swa_epoch_start"), node.get("swa_lrs")
+    where = f"callbacks.{name}"
+    if isinstance(start, bool) or not isinstance(start, int | float):
+        raise ConfigError(
+            f"{where}.swa_epoch_start={start}: an epoch number (2) or a share of the run (0.75)."
+        )
+    if isinstance(start, float) and not 0 < start <= 1:
+        raise ConfigError(f"{where}.swa_epoch_start={start}: a share of trainer.max_epochs is in (0, 1].")
+    if isinstance(start, int) and (start < 1 or (max_epochs not in (None, -1) and start > max_epochs)):
+        raise ConfigError(
+            f"{where}.swa_epoch_start={start}: SWA would average nothing; use an epoch from 1 to "
+            f"trainer.max_epochs={max_epochs} (1-based), or a share of the run such as 0.75."
+        )
+    values = lrs if isinstance(lrs, Sequence) and not isinstance(lrs, str) else [lrs]
+    if not values or any(isinstance(v, bool) or not isinstance(v, int | float) or v <= 0 for v in values):
+        raise ConfigError(f"{where}.swa_lrs={lrs}: a learning rate > 0 (or one per param group).")
+    if node.get("annealing_strategy") not in ("cos", "linear"):
+        raise ConfigError(f"{where}.annealing_strategy={node.get('annealing_strategy')}: use cos or linear.")
 
 
 def warn_on_direction(key: str, metric: str, node: Mapping[str, Any]) -> None:
