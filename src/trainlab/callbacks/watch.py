@@ -185,7 +185,8 @@ def state_norms(
     names: list[str], params: list[torch.Tensor], optimizer: torch.optim.Optimizer
 ) -> dict[str, float]:
     """{watch/state_<key>/<name>: norm} of the optimizer's per-parameter state tensors of the
-    parameter's shape (momentum buffers, moment estimates); step counters and scalars are left out.
+    parameter's size (momentum buffers, moment estimates; Muon keeps a conv kernel's as a matrix); step
+    counters and scalars are left out.
 
     For the Adam family (a state with `exp_avg_sq` and `step`, a group with `betas` and `eps`), also
     `watch/adam_step_size/<name>`: the median over the tensor's elements of the effective per-element
@@ -197,7 +198,7 @@ def state_norms(
     for name, p in zip(names, params, strict=True):
         state = optimizer.state.get(p, {})
         for key, value in state.items():
-            if isinstance(value, torch.Tensor) and value.shape == p.shape:
+            if isinstance(value, torch.Tensor) and value.ndim and value.numel() == p.numel():
                 values[f"watch/state_{key}/{name}"] = float(torch.linalg.vector_norm(value.detach().float()))
         group = groups.get(id(p), {})
         if "exp_avg_sq" in state and "step" in state and "betas" in group and "eps" in group:
