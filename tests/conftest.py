@@ -23,6 +23,32 @@ from realformat import write_cifar10, write_image_folder
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
+# The files that take minutes (their sweeps train many runs), longest first. CI runs two xdist workers
+# that take whole files in collection order (--dist loadfile) and ends when the last file does: a long
+# file handed out last keeps one core busy while the other idles, so these go out first.
+LONG_FILES = (
+    "e2e/test_losses.py",
+    "e2e/test_optim.py",
+    "e2e/test_cli.py",
+    "e2e/test_resume_longer.py",
+    "e2e/test_fast_recipe.py",
+    "e2e/test_resume.py",
+    "e2e/test_experiment_tracking.py",
+    "e2e/test_resume_matrix.py",
+    "e2e/test_multi_device.py",
+    "test_benchmarks.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    first = {name: rank for rank, name in enumerate(LONG_FILES)}
+    tests = Path(__file__).resolve().parent
+
+    def rank(item: pytest.Item) -> int:
+        return first.get(item.path.resolve().relative_to(tests).as_posix(), len(first))
+
+    items.sort(key=rank)  # stable: every other file keeps its place
+
 
 @pytest.fixture(scope="session")
 def cifar10_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -24,6 +24,7 @@ COMMON = [
     "trainer.max_epochs=4",
     f"trainer.limit_train_batches={STEPS}",
     "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
     "trainer.deterministic=true",
     "trainer.enable_progress_bar=false",
     "logger=none",
