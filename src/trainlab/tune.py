@@ -58,7 +58,6 @@ USAGES = {
     "batch_size": "python -m trainlab.tune batch_size [mode=binsearch|power] [margin=0.1] "
     "[steps_per_trial=3] [init_val=2] [max_trials=25] [max_val=8192] [training overrides]",
 }
-USAGE = USAGES["lr"]
 TOOLS = {
     "lr": {"min_lr": 1e-8, "max_lr": 1.0, "num_training": 100, "out": ""},
     "batch_size": {
@@ -70,7 +69,6 @@ TOOLS = {
         "max_val": 8192,
     },
 }
-OPTIONS = TOOLS["lr"]
 TEXT_OPTIONS = {"out": None, "mode": ("binsearch", "power")}  # the allowed values (None: any)
 # The tool's own overrides come after the user's, so they win: the tools train on one device, with no
 # logger or callback of the run, and without testing (the batch-size finder reads the run's devices and

@@ -104,3 +104,19 @@ def test_float32_newton_schulz_is_close_to_bfloat16_and_nearly_orthogonal():
     singular = torch.linalg.svdvals(fp32)
     assert singular.min() > 0.5 and singular.max() < 1.5  # the quintic's band, not exactly 1
     assert muon.newton_schulz_dtype(torch.device("cpu")) == torch.float32
+
+
+def test_a_group_added_during_training_stays_one_group_with_each_parameter_by_its_shape():
+    """A fine-tuned backbone joins through add_param_group (Lightning's BaseFinetuning): one group,
+    one lr, its kernels on Muon and its biases on AdamW."""
+    model = net()
+    optimizer = MuonWithAdamW([{"params": list(model[3:].parameters())}], **HYPER)
+    optimizer.add_param_group({"params": list(model[:2].parameters()), "lr": 0.001, "name": "backbone"})
+    assert [g.get("name") for g in optimizer.param_groups][-1] == "backbone"
+    assert optimizer.param_groups[-1]["use_muon"] is None
+    before = model[0].weight.detach().clone()
+    backward(model)
+    optimizer.step()
+    assert set(optimizer.state[model[0].weight]) == {"momentum_buffer"}
+    assert set(optimizer.state[model[0].bias]) == {"step", "exp_avg", "exp_avg_sq"}
+    assert not torch.equal(model[0].weight, before)

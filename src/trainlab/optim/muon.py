@@ -112,7 +112,7 @@ class MuonWithAdamW(torch.optim.Optimizer):
         }
         super().__init__(self.split_param_groups(groups), defaults)
         for group in self.param_groups:
-            for p in group["params"] if group[MUON] else ():
+            for p in group["params"] if group[MUON] is True else ():
                 if p.ndim < 2:
                     raise ValueError(f"Muon takes matrices; group {group.get('name')} has {tuple(p.shape)}")
 
@@ -147,14 +147,23 @@ class MuonWithAdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            if group[MUON]:
-                self._muon_group(group)
+            rule = group[MUON]
+            if rule is None:  # a group added during training: each parameter by its shape
+                self._muon(group, [p for p in group["params"] if p.ndim >= 2])
+                self._adamw(group, [p for p in group["params"] if p.ndim < 2])
             else:
-                self._adamw_group(group)
+                (self._muon if rule else self._adamw)(group, group["params"])
         return loss
 
-    def _muon_group(self, group: dict[str, Any]) -> None:
-        for p in group["params"]:
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's, for a group added during training (e.g. a fine-tuned backbone joining the optimizer):
+        without `use_muon` it stays one group (one lr/<group> curve, one scheduler entry) whose matrices
+        take Muon and the rest AdamW."""
+        param_group.setdefault(MUON, None)
+        super().add_param_group(param_group)
+
+    def _muon(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        for p in params:
             if p.grad is None:
                 continue
             if p.grad.is_sparse:
@@ -173,9 +182,9 @@ class MuonWithAdamW(torch.optim.Optimizer):
             p.mul_(1 - group["lr"] * group["weight_decay"])
             p.add_(update.reshape(p.shape).to(p.dtype), alpha=-lr)
 
-    def _adamw_group(self, group: dict[str, Any]) -> None:
+    def _adamw(self, group: dict[str, Any], group_params: list[Tensor]) -> None:
         params, grads, exp_avgs, exp_avg_sqs, steps = [], [], [], [], []
-        for p in group["params"]:
+        for p in group_params:
             if p.grad is None:
                 continue
             state = self.state[p]
