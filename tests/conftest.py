@@ -40,6 +40,12 @@ LONG_FILES = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist otherwise hands out files with the most tests first, whatever the order below
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     first = {name: rank for rank, name in enumerate(LONG_FILES)}
     tests = Path(__file__).resolve().parent
