@@ -11,6 +11,9 @@ SWA model. The average, the SWALR state and the count travel in checkpoints (Lig
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import lightning.pytorch as L
 from lightning.pytorch.callbacks import StochasticWeightAveraging as LightningSWA
 
@@ -18,7 +21,15 @@ from trainlab.compat import resumed_epoch_in_progress
 
 
 class StochasticWeightAveraging(LightningSWA):
-    """Lightning's callback (same arguments), plus the epoch-start work a mid-epoch resume skips."""
+    """Lightning's callback (same arguments), plus the epoch-start work a mid-epoch resume skips.
+
+    `swa_lrs` may be an int or a list from a config (Lightning takes only a float or a Python list of
+    floats): `swa_lrs=1` and `swa_lrs=[0.01,0.001]` on the command line mean what they say.
+    """
+
+    def __init__(self, swa_lrs: float | Sequence[float], **kwargs: Any) -> None:
+        lrs = [float(v) for v in swa_lrs] if isinstance(swa_lrs, Sequence) else float(swa_lrs)
+        super().__init__(swa_lrs=lrs, **kwargs)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # A run resumed mid-epoch gets no on_train_epoch_start for that epoch, where Lightning re-creates
