@@ -95,8 +95,8 @@ class MuonWithAdamW(torch.optim.Optimizer):
             raise ValueError(f"Invalid momentum value: {momentum}")
         if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
             raise ValueError(f"Invalid beta parameters: {betas}")
-        if adjust_lr_fn not in ("original", "match_rms_adamw", "spectral_unclamped"):
-            raise ValueError(f"adjust_lr_fn={adjust_lr_fn!r} is not one of torch.optim.Muon's.")
+        if adjust_lr_fn not in LR_RATIOS:
+            raise ValueError(f"adjust_lr_fn={adjust_lr_fn!r}: use one of {', '.join(LR_RATIOS)}")
         groups = list(params)
         if groups and not isinstance(groups[0], dict):
             groups = [{"params": groups}]
