@@ -211,3 +211,19 @@ class GatedTQDMProgressBar:
 
     def _should_update(self, current: int, total: int) -> bool:
         return self.should_redraw(current, total)
+
+
+def continue_tracker_run(logger: Any, run_id: str) -> None:
+    """Point a not yet started MLflow or W&B logger of Lightning at an existing run (both create their
+    run lazily, on first use; neither takes a run id after construction)."""
+    if hasattr(logger, "_wandb_init"):  # WandbLogger: wandb.init(id=..., resume="allow") continues it
+        logger._wandb_init.update(id=run_id, resume="allow")
+        logger._id = run_id
+    else:  # MLFlowLogger: a set _run_id makes `experiment` fetch that run instead of creating one
+        logger._run_id = run_id
+
+
+def drop_unset_wandb_arguments(logger: Any) -> None:
+    """Lightning passes `anonymous=None` to wandb.init, which wandb 0.2x warns about on every run."""
+    if getattr(logger, "_wandb_init", {}).get("anonymous", True) is None:
+        del logger._wandb_init["anonymous"]

@@ -24,6 +24,7 @@ import trainlab.predict
 from conftest import run_cli
 from faults import AS_FROM_A_TERMINAL
 from realformat import write_image_folder
+from mlflowserver import by_key, mlflow_server
 from tbserver import tensorboard_server
 from trainlab.checkpoints.restore import load_run_checkpoint, rebuild_module
 from trainlab.core.build import build
@@ -51,11 +52,13 @@ def job_metrics(job_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`python -m trainlab -m optim=sgd,adam loss=ce,bce_logits` on digits, short."""
+    """`python -m trainlab -m optim=sgd,adam loss=ce,bce_logits logger=many` on digits, short: TensorBoard
+    in each job dir, MLflow in <root>/outputs/mlflow."""
     root = tmp_path_factory.mktemp("sweep")
     sweep_dir = root / "sweep"
     result = run_cli(
-        ["-m", "optim=sgd,adam", "loss=ce,bce_logits", *FAST, f"hydra.sweep.dir={sweep_dir}"], cwd=root
+        ["-m", "optim=sgd,adam", "loss=ce,bce_logits", "logger=many", *FAST, f"hydra.sweep.dir={sweep_dir}"],
+        cwd=root,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"sweep summary: {sweep_dir / 'summary.md'} (4 jobs, 0 not completed)" in result.stdout
@@ -142,6 +145,41 @@ def test_tensorboard_serves_every_runs_curves_hparams_images_and_text(sweep):
         assert "torch.optim.SGD" in config_text and "CrossEntropyLoss" in config_text
         provenance_text = tb.text("0/tensorboard", "provenance/text_summary")[0]["text"]
         assert "commit" in provenance_text and "torch" in provenance_text
+
+
+def test_mlflow_holds_the_sweep_as_one_experiment_with_each_jobs_run(sweep):
+    """Read back over a real `mlflow server`'s REST API, as the MLflow UI reads it."""
+    with mlflow_server(sweep.parent / "outputs" / "mlflow" / "mlflow.db") as api:
+        experiment = api.experiment(str(sweep))  # named after the sweep
+        runs = {
+            by_key(run["data"]["tags"])["trainlab.job"]: run for run in api.runs(experiment["experiment_id"])
+        }
+        assert sorted(runs) == ["0", "1", "2", "3"]
+        for job, (optim, loss) in enumerate(JOBS):
+            run, metrics = runs[str(job)], job_metrics(sweep / str(job))
+            assert run["info"]["status"] == "FINISHED"
+            assert run["info"]["run_name"].startswith(f"optim={optim},loss={loss},logger=many,{','.join(FAST)}")
+            params, tags = by_key(run["data"]["params"]), by_key(run["data"]["tags"])
+            assert params["optim"] == optim and params["loss"] == loss and params["data"] == "digits"
+            assert params["trainer.max_epochs"] == "2" and params["optim.lr"] == str(
+                yaml.safe_load((sweep / str(job) / "config.yaml").read_text())["optim"]["lr"]
+            )
+            assert tags["trainlab.run_dir"] == str(sweep / str(job)) and tags["trainlab.sweep_dir"] == str(
+                sweep
+            )
+            assert f"optim={optim}" in tags["trainlab.overrides"].split()
+            values = by_key(run["data"]["metrics"])
+            for key in ("val/acc_best", "val/acc", "val/loss", "test/acc"):
+                assert values[key] == pytest.approx(metrics[key], abs=1e-6), key
+            history = api.metric_history(run["info"]["run_id"], "val/acc")
+            assert len(history) == 2 and history[-1]["value"] == pytest.approx(metrics["val/acc"], abs=1e-6)
+            artifacts = set(api.artifacts(run["info"]["run_id"]))
+            assert {"config.yaml", "provenance.json", "metrics.json", "figures/curves.png"} <= artifacts
+            assert any(path.startswith("figures/val/confusion_matrix/") for path in artifacts)
+            assert any(path.startswith("figures/val/predictions/") for path in artifacts)
+            assert f"checkpoints/{Path(metrics['best_ckpt']).name}" in artifacts
+            record = json.loads((sweep / str(job) / "trackers.json").read_text())["mlflow"]
+            assert record["run_id"] == run["info"]["run_id"]
 
 
 def test_a_failing_job_is_recorded_and_the_others_still_run(tmp_path):

@@ -26,7 +26,7 @@ from trainlab.loggers.plots import (
     prediction_grid_figure,
     save_figure,
 )
-from trainlab.loggers.tensorboard import log_figure, summary_writers
+from trainlab.loggers.report import log_figure, takes_figures
 
 
 class RunFigures(Callback):
@@ -122,11 +122,11 @@ class RunFigures(Callback):
         }
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Images for TensorBoard only: drawing costs, so nothing is drawn without a writer to take it."""
+        """Images for the loggers that show them: drawing costs, so nothing is drawn without one."""
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         self._collect(trainer, pl_module)
-        if not self._due(trainer) or not any(summary_writers(trainer)):
+        if not self._due(trainer) or not takes_figures(trainer):
             return
         step = trainer.global_step
         for tag, figure in (

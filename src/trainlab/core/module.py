@@ -26,7 +26,7 @@ from trainlab.core.distributed import loss_scale_for_global_mean
 from trainlab.core.metrics import load_running_state, running_state, stage_metrics
 from trainlab.core.rng import capture_rng_state, restore_rng_state
 from trainlab.errors import ConfigError, TrainlabError
-from trainlab.loggers.tensorboard import log_histogram
+from trainlab.loggers.report import log_histogram
 from trainlab.models.layers import input_and_output_parameters
 from trainlab.optim.param_groups import build_param_groups
 from trainlab.optim.schedulers import build_scheduler, place_schedule

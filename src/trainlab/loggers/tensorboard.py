@@ -1,8 +1,5 @@
-"""TensorBoard extras beyond scalars: histograms, figures, the HPARAMS row and the run's text pages.
-
-Lightning's self.log handles scalars; these write through the SummaryWriter of every TensorBoardLogger
-of the run, on rank zero only.
-"""
+"""TensorBoard beyond scalars: the HPARAMS row, the run's text pages, figures, histograms and the CUSTOM
+SCALARS layout, through the SummaryWriter of the run's TensorBoardLogger (Lightning's sends scalars)."""
 
 from __future__ import annotations
 
@@ -18,6 +15,7 @@ from matplotlib.figure import Figure
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from trainlab.compat import tensorboard_file_writer
+from trainlab.loggers.backend import Backend
 from trainlab.loggers.hparams import HPARAM_METRICS
 
 
@@ -65,32 +63,39 @@ def write_chart_layout(trainer: L.Trainer, *parts: Charts) -> None:
         writer.add_custom_scalars(spec)
 
 
-def log_histogram(module: L.LightningModule, tag: str, values: torch.Tensor) -> None:
-    """Add a histogram at the current global step to every TensorBoard logger of the run."""
-    for writer in summary_writers(module.trainer):
-        writer.add_histogram(tag, values.float().cpu(), global_step=module.global_step)
+class TensorBoardBackend(Backend):
+    """HPARAMS row, config and provenance as text pages, figures as images, histograms."""
 
+    name = "tensorboard"
+    takes_figures = True
 
-def log_figure(trainer: L.Trainer, tag: str, figure: Figure, step: int) -> None:
-    """A matplotlib figure as an image; the caller keeps ownership of (and closes) the figure."""
-    for writer in summary_writers(trainer):
-        writer.add_figure(tag, figure, global_step=step, close=False)
+    def __init__(self, logger: TensorBoardLogger) -> None:
+        super().__init__(logger)
+        self.writer = logger.experiment
 
-
-def log_run_overview(
-    trainer: L.Trainer, hparams: Mapping[str, Any], config_yaml: str, provenance: Mapping[str, Any]
-) -> None:
-    """The HPARAMS row (groups, key options, result metrics) and the config and provenance as text."""
-    experiment, session_start, session_end = hparams_summaries(
-        dict(hparams), dict.fromkeys(HPARAM_METRICS, 0.0)
-    )
-    for writer in summary_writers(trainer):
-        file_writer = tensorboard_file_writer(writer)
+    def overview(
+        self,
+        resolved: Mapping[str, Any],
+        hparams: Mapping[str, Any],
+        config_yaml: str,
+        provenance: Mapping[str, Any],
+    ) -> None:
+        self.logger.log_hyperparams(dict(resolved))  # hparams.yaml beside the event files
+        experiment, session_start, session_end = hparams_summaries(
+            dict(hparams), dict.fromkeys(HPARAM_METRICS, 0.0)
+        )
+        file_writer = tensorboard_file_writer(self.writer)
         for summary in (experiment, session_start, session_end):
             file_writer.add_summary(summary)
-        writer.add_text("config", _code_block(config_yaml), global_step=0)
-        writer.add_text("provenance", _code_block(json.dumps(provenance, indent=2)), global_step=0)
-        writer.flush()
+        self.writer.add_text("config", _code_block(config_yaml), global_step=0)
+        self.writer.add_text("provenance", _code_block(json.dumps(provenance, indent=2)), global_step=0)
+        self.writer.flush()
+
+    def figure(self, tag: str, figure: Figure, step: int) -> None:
+        self.writer.add_figure(tag, figure, global_step=step, close=False)
+
+    def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
+        self.writer.add_histogram(tag, values.float().cpu(), global_step=step)
 
 
 def _code_block(text: str) -> str:

@@ -89,6 +89,14 @@ def provenance(seed: int, source_dir: Path) -> dict[str, Any]:
     }
 
 
+def mlflow_ui_command(tracking_uri: str) -> str:
+    """`mlflow ui --backend-store-uri URI` (local stores only: a server has its own address), with the
+    mlflow of this Python's environment where it has one. The UI listens on 127.0.0.1:5000."""
+    beside = Path(sys.executable).parent / "mlflow"
+    program = str(beside) if beside.is_file() else "mlflow"
+    return " ".join(shlex.quote(word) for word in (program, "ui", "--backend-store-uri", tracking_uri))
+
+
 def tensorboard_command(logdir: Path) -> str:
     """`tensorboard --logdir DIR` with the tensorboard of this Python's environment, so that the hint works
     when pasted into a shell where that environment is not activated."""

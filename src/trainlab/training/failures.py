@@ -4,6 +4,7 @@ a named error with what to do next; an error before training marks the run as re
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 import sys
 import time
@@ -14,8 +15,11 @@ import lightning.pytorch as L
 
 from trainlab.callbacks.interrupt import CheckpointOnSignal
 from trainlab.compat import child_rank_processes
-from trainlab.errors import DataError, TrainlabError
+from trainlab.errors import DataError, TrainlabError, user_message
+from trainlab.loggers.report import report_end
 from trainlab.training.assemble import last_checkpoint_file
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -26,6 +30,22 @@ def refused_at_start() -> Iterator[None]:
         yield
     except TrainlabError as err:
         err.at_start = True  # type: ignore[attr-defined]
+        raise
+
+
+@contextlib.contextmanager
+def reported_end(trainer: L.Trainer, run_dir: Path) -> Iterator[None]:
+    """A run that ends in an error is recorded so in its trackers (MLflow FAILED or KILLED with the
+    error, W&B finished with exit code 1); reporting never hides the error itself."""
+    try:
+        yield
+    except BaseException as err:
+        interrupted = isinstance(err, KeyboardInterrupt | SystemExit)
+        message = user_message(err) if isinstance(err, TrainlabError) else f"{type(err).__name__}: {err}"
+        try:
+            report_end(trainer, run_dir, "interrupted" if interrupted else "failed", message)
+        except Exception as failure:  # a tracker out of reach must not replace the run's own error
+            log.warning("could not record the run's end in its loggers: %s", failure)
         raise
 
 

@@ -15,8 +15,10 @@ from trainlab.atomic import atomic_write_text
 from trainlab.core.module import ClassifierModule, group_name
 from trainlab.data.base import ImageDataModule
 from trainlab.loggers.hparams import run_hparams
-from trainlab.loggers.tensorboard import log_run_overview, metric_charts, write_chart_layout
-from trainlab.records.files import provenance, tensorboard_command, to_number, write_json
+from trainlab.loggers.job import read_tracked_runs
+from trainlab.loggers.report import report_start
+from trainlab.loggers.tensorboard import metric_charts, write_chart_layout
+from trainlab.records.files import mlflow_ui_command, provenance, tensorboard_command, to_number, write_json
 from trainlab.training.assemble import chosen_options, task_overrides
 
 
@@ -81,6 +83,9 @@ def write_results(
     if trainer.is_global_zero:
         write_json(output_dir / "metrics.json", metrics)
         print(summary_line(output_dir, metrics, has_tensorboard=(output_dir / "tensorboard").is_dir()))
+        mlflow_uri = (read_tracked_runs(output_dir).get("mlflow") or {}).get("tracking_uri")
+        if mlflow_uri and str(mlflow_uri).startswith(("sqlite:", "file:")):
+            print(f"trainlab: MLflow run in {mlflow_uri}; view: {mlflow_ui_command(mlflow_uri)}")
     return metrics
 
 
@@ -114,9 +119,9 @@ def run_summary(
 
 
 def record_run(cfg: DictConfig, trainer: L.Trainer, module: ClassifierModule, output_dir: Path) -> None:
-    """Provenance before training: the resolved config and versions in the run dir and in TensorBoard,
-    and TensorBoard's CUSTOM SCALARS layout (the module's metrics, and the charts callbacks declare with
-    a `tensorboard_charts()` method)."""
+    """Provenance before training: the resolved config and versions in the run dir and in every logger
+    (trainlab.loggers.report), and TensorBoard's CUSTOM SCALARS layout (the module's metrics, and the
+    charts callbacks declare with a `tensorboard_charts()` method)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     config_yaml = OmegaConf.to_yaml(resolved)
     origin = provenance(cfg.seed, Path(trainlab.__file__).parent)
@@ -124,10 +129,8 @@ def record_run(cfg: DictConfig, trainer: L.Trainer, module: ClassifierModule, ou
         # .hydra/config.yaml keeps the interpolations; this is what the run actually used
         atomic_write_text(output_dir / "config.yaml", config_yaml)
         write_json(output_dir / "provenance.json", origin)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(resolved)
     hparams = run_hparams(resolved, chosen_options(), task_overrides()) | {"world_size": trainer.world_size}
-    log_run_overview(trainer, hparams, config_yaml, origin)
+    report_start(trainer, output_dir, resolved, hparams, config_yaml, origin)
     declared = [c.tensorboard_charts() for c in trainer.callbacks if hasattr(c, "tensorboard_charts")]
     write_chart_layout(trainer, metric_charts(module.metric_names()), *declared)
 

@@ -22,6 +22,7 @@ from trainlab.core.logs import route_lightning_logs_to_hydra, silence_known_warn
 from trainlab.core.module import ClassifierModule
 from trainlab.core.schema import validate
 from trainlab.data.base import ImageDataModule
+from trainlab.loggers.report import check_trackers, continue_tracked_runs, report_end
 from trainlab.training.assemble import (
     build_module,
     build_trainer,
@@ -35,6 +36,7 @@ from trainlab.training.failures import (
     named_worker_deaths,
     refused_at_start,
     report_dead_ranks,
+    reported_end,
     stop_if_signalled,
 )
 from trainlab.training.preflight.config import (
@@ -74,12 +76,19 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
         datamodule, trainer, module = preflight(cfg)
         ckpt_path = checked_resume_checkpoint(cfg, module, trainer, resume)
     log.info(run_summary(cfg, trainer, module, datamodule))
+    if ckpt_path is not None:
+        continue_tracked_runs(trainer, output_dir)
     record_run(cfg, trainer, module, output_dir)
     if trainer.world_size > 1:
         last = last_checkpoint_file(trainer.callbacks, output_dir)
         on_rank_death(functools.partial(report_dead_ranks, output_dir, last))
     resume = None  # Lightning reads the file again; its contents need not stay in memory while training
-    with distributed_job(trainer), named_rank_deaths(trainer), named_worker_deaths():
+    with (
+        reported_end(trainer, output_dir),
+        distributed_job(trainer),
+        named_rank_deaths(trainer),
+        named_worker_deaths(),
+    ):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         stop_if_signalled(trainer)
         metrics = fit_metrics(trainer, module)
@@ -92,7 +101,12 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
             metrics |= metrics_on_test_split(trainer, module, datamodule, tested)
             if tested is None:
                 metrics["tested_weights"] = "final (the SWA average)"
-    return write_results(metrics, trainer, module, datamodule, output_dir, started)
+        metrics = write_results(metrics, trainer, module, datamodule, output_dir, started)
+    try:
+        report_end(trainer, output_dir, "completed", best=metrics.get("best_ckpt"))
+    except Exception as err:  # the run is complete and recorded in its dir; a tracker gone is a warning
+        log.warning("the run completed, but a logger could not record its end: %s", err)
+    return metrics
 
 
 def preflight(cfg: DictConfig) -> tuple[ImageDataModule, L.Trainer, ClassifierModule]:
@@ -110,6 +124,7 @@ def preflight(cfg: DictConfig) -> tuple[ImageDataModule, L.Trainer, ClassifierMo
         datamodule.check_files()
     trainer = build_trainer(cfg, datamodule)
     with checks:
+        check_trackers(trainer)
         record_effective_trainer(cfg, trainer)
         run = run_length(trainer, datamodule)
         check_trains_something(trainer, run.steps_per_epoch)
