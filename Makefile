@@ -1,4 +1,4 @@
-# `make run` and `make test` set up .venv on first use (pip install -e '.[dev]'), then do their job.
+# `make run` and `make test` set up .venv on first use (pip install -e '.[dev,tracking]'), then do their job.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,tracking]'
 	touch $(STAMP)
 
 run: setup  ## train the seed CNN on the bundled digits (offline, under a minute)

@@ -20,6 +20,7 @@ def compose_train(tmp_path: Path, *overrides: str) -> DictConfig:
             overrides=[
                 f"paths.output_dir={tmp_path / 'run'}",
                 f"paths.data_dir={tmp_path / 'data'}",
+                f"paths.mlflow_dir={tmp_path / 'mlflow'}",
                 *overrides,
             ],
         )

@@ -94,7 +94,7 @@ def mlflow_server(store: Path) -> Iterator[MLflowAPI]:
                     process.terminate()
                     raise RuntimeError(
                         f"mlflow server did not serve: {process.communicate(timeout=10)[1][-3000:]}"
-                    )
+                    ) from None
                 time.sleep(0.5)
         yield api
     finally:

@@ -6,6 +6,8 @@
     python -m trainlab.runs --compare RUN RUN... # config differences and metrics side by side
     python -m trainlab.runs --best [DIR]         # per dataset, the best run's dir and checkpoint
     python -m trainlab.runs --best --data NAME   # the best run on one dataset (data=NAME)
+    python -m trainlab.runs --mlflow URI         # the runs of an MLflow store (a team server, a SQLite file)
+    python -m trainlab.runs --mlflow URI --experiment NAME   # one experiment's (a sweep's) runs
 
 A run is any dir with Hydra's .hydra/overrides.yaml; sweep jobs show as <sweep dir>/<job>.
 """
@@ -58,6 +60,40 @@ def list_runs(root: Path, show_all: bool = False) -> str:
     if errors:
         footer += ["errors:", *errors]
     return table(LIST_COLUMNS, rows) + "\n" + "\n".join(footer)
+
+
+def list_mlflow_runs(tracking_uri: str, experiment: str | None = None) -> str:
+    """The runs of an MLflow store, newest first: the same columns as a local listing, with each run's
+    experiment (a sweep's dir) and its run dir on the machine that trained it."""
+    from trainlab.loggers.mlflow import stored_runs  # MLflow's import is heavy: only for --mlflow
+
+    runs = stored_runs(tracking_uri, experiment)
+    if not runs:
+        return f"no runs in {tracking_uri}" + (f" experiment {experiment}" if experiment else "")
+    rows = [
+        [
+            run["experiment"],
+            run["run_dir"] or run["name"],
+            (run["started"] or "")[:19].replace("T", " "),
+            run["status"],
+            _number(run["metrics"].get("val/acc_best")),
+            _number(run["metrics"].get("test/acc")),
+            _value(run["metrics"].get("epochs", "")),
+            _duration(run["duration_s"]),
+            run["overrides"],
+        ]
+        for run in runs
+    ]
+    experiments = sorted({run["experiment"] for run in runs})
+    footer = f"{len(runs)} runs in {len(experiments)} experiments of {tracking_uri}"
+    errors = [
+        f"  {run['run_dir'] or run['name']}: {_clip(run['error'].strip().splitlines()[0], 140)}"
+        for run in runs
+        if run["error"]
+    ]
+    return "\n".join(
+        [table(("experiment", *LIST_COLUMNS), rows), footer, *(["errors:", *errors] if errors else [])]
+    )
 
 
 def list_row(record: RunRecord, root: Path) -> list[str]:
@@ -191,11 +227,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--best", action="store_true", help="print the best run's dir and checkpoint")
     parser.add_argument("--data", metavar="NAME", help="with --best: only runs on data=NAME")
     parser.add_argument("--all", action="store_true", help="also list runs refused at start-up")
+    parser.add_argument("--mlflow", metavar="URI", help="list the runs of this MLflow tracking store instead")
+    parser.add_argument("--experiment", metavar="NAME", help="with --mlflow: only this experiment's runs")
     args = parser.parse_args(argv)
     return exit_code(lambda: print(report(args)))
 
 
 def report(args: argparse.Namespace) -> str:
+    if args.mlflow:
+        return list_mlflow_runs(args.mlflow, args.experiment)
+    if args.experiment:
+        raise TrainlabError("--experiment selects an MLflow experiment: give the store with --mlflow URI.")
     if args.compare:
         return compare(args.compare)
     if not args.dir.is_dir():

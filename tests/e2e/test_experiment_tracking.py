@@ -21,10 +21,11 @@ import yaml
 
 import trainlab.eval
 import trainlab.predict
+import trainlab.runs
 from conftest import run_cli
 from faults import AS_FROM_A_TERMINAL
-from realformat import write_image_folder
 from mlflowserver import by_key, mlflow_server
+from realformat import write_image_folder
 from tbserver import tensorboard_server
 from trainlab.checkpoints.restore import load_run_checkpoint, rebuild_module
 from trainlab.core.build import build
@@ -158,7 +159,9 @@ def test_mlflow_holds_the_sweep_as_one_experiment_with_each_jobs_run(sweep):
         for job, (optim, loss) in enumerate(JOBS):
             run, metrics = runs[str(job)], job_metrics(sweep / str(job))
             assert run["info"]["status"] == "FINISHED"
-            assert run["info"]["run_name"].startswith(f"optim={optim},loss={loss},logger=many,{','.join(FAST)}")
+            assert run["info"]["run_name"].startswith(
+                f"optim={optim},loss={loss},logger=many,{','.join(FAST)}"
+            )
             params, tags = by_key(run["data"]["params"]), by_key(run["data"]["tags"])
             assert params["optim"] == optim and params["loss"] == loss and params["data"] == "digits"
             assert params["trainer.max_epochs"] == "2" and params["optim.lr"] == str(
@@ -180,6 +183,23 @@ def test_mlflow_holds_the_sweep_as_one_experiment_with_each_jobs_run(sweep):
             assert f"checkpoints/{Path(metrics['best_ckpt']).name}" in artifacts
             record = json.loads((sweep / str(job) / "trackers.json").read_text())["mlflow"]
             assert record["run_id"] == run["info"]["run_id"]
+
+
+def test_runs_lists_the_sweep_from_the_mlflow_store(sweep, capsys):
+    store = f"sqlite:///{sweep.parent / 'outputs' / 'mlflow' / 'mlflow.db'}"
+    assert trainlab.runs.main(["--mlflow", store, "--experiment", str(sweep)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == f"4 runs in 1 experiments of {store}"
+    for job in range(4):
+        row = next(line for line in lines if f" {sweep / str(job)} " in line)
+        metrics = job_metrics(sweep / str(job))
+        assert (
+            "completed" in row
+            and f"{metrics['val/acc_best']:.4f}" in row
+            and f"{metrics['test/acc']:.4f}" in row
+        )
+    assert trainlab.runs.main(["--mlflow", store, "--experiment", "nope"]) == 1
+    assert f"--experiment nope: {store} has no such experiment" in capsys.readouterr().err
 
 
 def test_a_failing_job_is_recorded_and_the_others_still_run(tmp_path):

@@ -45,6 +45,9 @@ class Backend:
     def artifact(self, path: Path, folder: str) -> None:
         """A file of the run (a figure, metrics.json, the best checkpoint) under `folder`."""
 
+    def summary(self, metrics: Mapping[str, Any]) -> None:
+        """The run's results as metrics.json holds them (epochs trained, wall time, test scores)."""
+
     def ended(self, status: str, message: str | None) -> None:
         """The run ended: `completed`, `failed` or `interrupted`, with the error that ended it."""
 

@@ -9,9 +9,11 @@ and how the run ended. MLflow: https://mlflow.org/docs/latest/ml/tracking/
 from __future__ import annotations
 
 import contextlib
+import datetime
 import importlib.util
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 from lightning.pytorch.loggers import MLFlowLogger as LightningMLFlowLogger
 from matplotlib.figure import Figure
 
-from trainlab.errors import ConfigError
+from trainlab.errors import ConfigError, TrainlabError
 from trainlab.loggers.backend import Backend
 from trainlab.loggers.job import current_job
 from trainlab.records.catalog import flatten
@@ -170,6 +172,20 @@ class MLflowBackend(Backend):
         self.client.log_text(self.run_id, config_yaml, "config.yaml")
         self.client.log_dict(self.run_id, dict(provenance), "provenance.json")
 
+    def summary(self, metrics: Mapping[str, Any]) -> None:
+        """The results Lightning did not log as series (`epochs`, `wall_s`), as single values."""
+        from mlflow.entities import Metric
+
+        logged = self.client.get_run(self.run_id).data.metrics
+        now = int(time.time() * 1000)
+        extra = [
+            Metric(key, float(value), now, 0)
+            for key, value in metrics.items()
+            if key not in logged and isinstance(value, int | float) and not isinstance(value, bool)
+        ]
+        if extra:
+            self.client.log_batch(self.run_id, metrics=extra)
+
     def figure(self, tag: str, figure: Figure, step: int) -> None:
         self.client.log_figure(self.run_id, figure, f"figures/{tag}/step_{step:07d}.png")
 
@@ -196,3 +212,64 @@ def _source_tags(provenance: Mapping[str, Any]) -> dict[str, Any]:
     if git.get("commit"):
         tags["mlflow.source.git.commit"] = git["commit"]
     return tags
+
+
+def stored_runs(tracking_uri: str, experiment: str | None = None) -> list[dict[str, Any]]:
+    """Every run of an MLflow store (of one `experiment` by name), newest first, as the run browser lists
+    them: {experiment, name, run_dir, started (ISO), status, duration_s, overrides, metrics}.
+
+    Raises:
+        TrainlabError: mlflow is missing, the store cannot be reached, or it has no such experiment.
+    """
+    if importlib.util.find_spec("mlflow") is None:
+        raise TrainlabError("--mlflow needs the mlflow package: pip install 'trainlab[mlflow]'.")
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    quiet_store_logs()
+    client = MlflowClient(tracking_uri)
+    try:
+        with _no_retries():
+            experiments = {e.experiment_id: e.name for e in client.search_experiments()}
+            if experiment is not None:
+                ids = [i for i, name in experiments.items() if name == experiment]
+                if not ids:
+                    known = ", ".join(sorted(experiments.values())) or "none"
+                    raise TrainlabError(
+                        f"--experiment {experiment}: {tracking_uri} has no such experiment (it has: {known})."
+                    )
+            else:
+                ids = list(experiments)
+            runs = client.search_runs(ids, order_by=["attributes.start_time DESC"]) if ids else []
+    except (MlflowException, OSError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrainlabError(
+            f"--mlflow {tracking_uri}: the MLflow store cannot be read ({first_line})."
+        ) from None
+    statuses = {value: key for key, value in STATUSES.items()} | {"RUNNING": "running"}
+    listed = []
+    for run in runs:
+        info, tags = run.info, run.data.tags
+        started = _iso(info.start_time)
+        listed.append(
+            {
+                "experiment": experiments.get(info.experiment_id, info.experiment_id),
+                "name": info.run_name,
+                "run_dir": tags.get("trainlab.run_dir"),
+                "started": started,
+                "status": statuses.get(info.status, info.status.lower()),
+                "duration_s": (info.end_time - info.start_time) / 1000
+                if info.end_time and info.start_time
+                else None,
+                "overrides": tags.get("trainlab.overrides", ""),
+                "metrics": dict(run.data.metrics),
+                "error": tags.get("trainlab.error"),
+            }
+        )
+    return listed
+
+
+def _iso(milliseconds: int | None) -> str | None:
+    if not milliseconds:
+        return None
+    return datetime.datetime.fromtimestamp(milliseconds / 1000).astimezone().isoformat(timespec="seconds")

@@ -107,14 +107,21 @@ def log_histogram(module: L.LightningModule, tag: str, values: torch.Tensor) -> 
 
 
 def report_end(
-    trainer: L.Trainer, run_dir: Path, status: str, message: str | None = None, best: str | None = None
+    trainer: L.Trainer,
+    run_dir: Path,
+    status: str,
+    message: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
 ) -> None:
-    """When the run ends: the run dir's figures and metrics.json, the `best` checkpoint (to loggers set
-    to take it) and the end status with its error message."""
+    """When the run ends: its `metrics` (metrics.json) as a summary, the run dir's figures and
+    metrics.json, the best checkpoint (to loggers set to take it) and the end status with its error."""
+    best = (metrics or {}).get("best_ckpt")
     files = [(path, "figures") for path in sorted(run_dir.glob("*.png"))]
     files += [(run_dir / name, "") for name in ("metrics.json",) if (run_dir / name).is_file()]
     for backend in backends(trainer):
         try:
+            if metrics:
+                backend.summary(metrics)
             for path, folder in files:
                 backend.artifact(path, folder)
             if best and Path(best).is_file() and getattr(backend.logger, "log_best_checkpoint", False):

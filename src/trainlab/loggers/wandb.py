@@ -89,6 +89,12 @@ class WandbBackend(Backend):
         self.logger.log_hyperparams(dict(resolved))
         run.config.update({"hparams": dict(hparams), "provenance": dict(provenance)}, allow_val_change=True)
 
+    def summary(self, metrics: Mapping[str, Any]) -> None:
+        run = self.logger.experiment
+        for key, value in metrics.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                run.summary[key] = value
+
     def figure(self, tag: str, figure: Figure, step: int) -> None:
         import wandb
 

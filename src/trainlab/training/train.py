@@ -103,7 +103,7 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
                 metrics["tested_weights"] = "final (the SWA average)"
         metrics = write_results(metrics, trainer, module, datamodule, output_dir, started)
     try:
-        report_end(trainer, output_dir, "completed", best=metrics.get("best_ckpt"))
+        report_end(trainer, output_dir, "completed", metrics=metrics)
     except Exception as err:  # the run is complete and recorded in its dir; a tracker gone is a warning
         log.warning("the run completed, but a logger could not record its end: %s", err)
     return metrics
