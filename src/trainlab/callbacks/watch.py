@@ -32,7 +32,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from trainlab.compat import logging_this_step
-from trainlab.loggers.tensorboard import summary_writers
+from trainlab.loggers.report import backends
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,11 @@ class WatchLayers(Callback):
         if logging_this_step(trainer):
             self._pending = (step, norms, [p.detach().clone() for p in params])
         if self.histogram_every_n_steps and step % self.histogram_every_n_steps == 0:
-            for writer in summary_writers(trainer):
+            for backend in backends(trainer):
                 for name, p in zip(self.names, params, strict=True):
                     if p.grad is not None:
-                        writer.add_histogram(f"watch_grads/{name}", p.grad.detach().float(), step)
-                    writer.add_histogram(f"watch_weights/{name}", p.detach().float(), step)
+                        backend.histogram(f"watch_grads/{name}", p.grad.detach(), step)
+                    backend.histogram(f"watch_weights/{name}", p.detach(), step)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
