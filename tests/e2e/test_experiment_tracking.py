@@ -163,6 +163,7 @@ def test_mlflow_holds_the_sweep_as_one_experiment_with_each_jobs_run(sweep):
                 f"optim={optim},loss={loss},logger=many,{','.join(FAST)}"
             )
             params, tags = by_key(run["data"]["params"]), by_key(run["data"]["tags"])
+            assert not [key for key, value in params.items() if value.startswith(str(sweep / str(job)))]
             assert params["optim"] == optim and params["loss"] == loss and params["data"] == "digits"
             assert params["trainer.max_epochs"] == "2" and params["optim.lr"] == str(
                 yaml.safe_load((sweep / str(job) / "config.yaml").read_text())["optim"]["lr"]
@@ -241,6 +242,7 @@ def test_optuna_search_on_digits_reports_the_best_parameters_and_fills_the_summa
             "hydra.sweeper.sampler.n_startup_trials=2",
             "trainer.max_epochs=1",
             "trainer.limit_train_batches=5",
+            "logger=mlflow",
             f"hydra.sweep.dir={sweep_dir}",
         ],
         cwd=tmp_path,
@@ -260,6 +262,19 @@ def test_optuna_search_on_digits_reports_the_best_parameters_and_fills_the_summa
         assert 1e-4 <= float(lr.split("=")[1]) <= 0.1
         config = yaml.safe_load((Path(row["run_dir"]) / "config.yaml").read_text())
         assert config["optim"]["lr"] == float(lr.split("=")[1])  # the trial's value reached the run
+
+    from mlflow.tracking import MlflowClient  # each trial is a run of the search's experiment, numbered
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(str(sweep_dir)).experiment_id])
+    trials = {int(run.data.tags["optuna.trial"]): run for run in runs}
+    assert sorted(trials) == [0, 1, 2]
+    for row in rows:
+        run = trials[int(row["job"])]
+        assert run.data.metrics["val/acc_best"] == pytest.approx(float(row["val/acc_best"]), abs=1e-4)
+        assert run.data.params["optim.lr"] == str(
+            yaml.safe_load((Path(row["run_dir"]) / "config.yaml").read_text())["optim"]["lr"]
+        )
 
 
 def test_runs_lists_compares_and_finds_the_best(sweep):

@@ -151,10 +151,13 @@ class MLflowBackend(Backend):
         from mlflow.entities import Param, RunTag
 
         # the whole config by its dotted keys (what `trainlab.runs` and the config file say), with the
-        # comparison row's choices first (`optim`: adam)
+        # comparison row's choices first (`optim`: adam); paths inside the run dir differ between any two
+        # runs by construction and would fill "show diff only" with noise: the run_dir tag says them
         params = {key: str(value) for key, value in hparams.items()}
+        run_dir = str((resolved.get("paths") or {}).get("output_dir") or "\0")
         for key, value in flatten(resolved):
-            params.setdefault(key, str(value))
+            if not str(value).startswith(run_dir):
+                params.setdefault(key, str(value))
         params = {key: value[:PARAM_VALUE_LIMIT] for key, value in params.items()}
         run = self.client.get_run(self.run_id)
         # MLflow never changes a logged parameter: a resume that runs longer records the new value as a tag
