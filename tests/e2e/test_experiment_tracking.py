@@ -29,6 +29,7 @@ from realformat import write_image_folder
 from tbserver import tensorboard_server
 from trainlab.checkpoints.restore import load_run_checkpoint, rebuild_module
 from trainlab.core.build import build
+from wandbfiles import history, run_info
 
 pytestmark = pytest.mark.slow
 
@@ -242,7 +243,7 @@ def test_optuna_search_on_digits_reports_the_best_parameters_and_fills_the_summa
             "hydra.sweeper.sampler.n_startup_trials=2",
             "trainer.max_epochs=1",
             "trainer.limit_train_batches=5",
-            "logger=mlflow",
+            "logger=[mlflow,wandb]",
             f"hydra.sweep.dir={sweep_dir}",
         ],
         cwd=tmp_path,
@@ -275,6 +276,14 @@ def test_optuna_search_on_digits_reports_the_best_parameters_and_fills_the_summa
         assert run.data.params["optim.lr"] == str(
             yaml.safe_load((Path(row["run_dir"]) / "config.yaml").read_text())["optim"]["lr"]
         )
+        # W&B: jobs in one process each get their own run (wandb.init would hand the next job the last one)
+        (offline,) = Path(row["run_dir"]).glob("wandb/offline-run-*/run-*.wandb")
+        tracked = json.loads((Path(row["run_dir"]) / "trackers.json").read_text())["wandb"]["run_id"]
+        assert run_info(offline).run_group == str(sweep_dir) and run_info(offline).run_id == tracked
+        wandb_best = max(r["val/acc_best"] for r in history(offline) if "val/acc_best" in r)
+        assert wandb_best == pytest.approx(float(row["val/acc_best"]), abs=1e-4)
+    ids = {json.loads((Path(r["run_dir"]) / "trackers.json").read_text())["wandb"]["run_id"] for r in rows}
+    assert len(ids) == 3
 
 
 def test_runs_lists_compares_and_finds_the_best(sweep):
