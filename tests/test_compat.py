@@ -229,6 +229,30 @@ def test_the_tqdm_bar_asks_should_redraw_each_step(tmp_path):
     assert (1, 4) in asked and (4, 4) in asked
 
 
+def test_an_mlflow_logger_not_yet_started_continues_a_given_run(tmp_path):
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = MLFlowLogger(experiment_name="e", tracking_uri=uri)
+    first.log_metrics({"x": 1.0}, step=0)
+    again = MLFlowLogger(experiment_name="e", tracking_uri=uri)
+    compat.continue_tracker_run(again, first.run_id)
+    again.log_metrics({"x": 2.0}, step=1)
+    assert again.run_id == first.run_id
+    assert [m.value for m in again.experiment.get_metric_history(first.run_id, "x")] == [1.0, 2.0]
+
+
+def test_a_wandb_logger_not_yet_started_resumes_a_given_id_and_drops_unset_arguments(tmp_path):
+    from lightning.pytorch.loggers import WandbLogger
+
+    logger = WandbLogger(save_dir=tmp_path, offline=True)
+    compat.drop_unset_wandb_arguments(logger)
+    compat.continue_tracker_run(logger, "abc123")
+    assert "anonymous" not in logger._wandb_init
+    assert logger._wandb_init["id"] == "abc123" and logger._wandb_init["resume"] == "allow"
+    assert logger.version == "abc123"  # what Lightning reports before the run starts
+
+
 PRIVATE_API_ALLOWED = {"compat.py"}
 
 
