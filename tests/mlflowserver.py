@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -81,6 +83,7 @@ def mlflow_server(store: Path) -> Iterator[MLflowAPI]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its uvicorn workers and job consumers go with it (os.killpg below)
     )
     api = MLflowAPI(f"http://127.0.0.1:{port}")
     try:
@@ -98,9 +101,11 @@ def mlflow_server(store: Path) -> Iterator[MLflowAPI]:
                 time.sleep(0.5)
         yield api
     finally:
-        if process.poll() is None:
-            process.terminate()
+        for signum in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signum)
             try:
                 process.wait(timeout=10)
+                break
             except subprocess.TimeoutExpired:
-                process.kill()
+                continue
