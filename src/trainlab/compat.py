@@ -227,3 +227,12 @@ def drop_unset_wandb_arguments(logger: Any) -> None:
     """Lightning passes `anonymous=None` to wandb.init, which wandb 0.2x warns about on every run."""
     if getattr(logger, "_wandb_init", {}).get("anonymous", True) is None:
         del logger._wandb_init["anonymous"]
+
+
+def point_mlflow_logger_at(logger: Any, tracking_uri: str) -> None:
+    """Move a not yet started MLFlowLogger of Lightning to another tracking store (it takes the URI only
+    when constructed, and keeps a client for it)."""
+    from mlflow.tracking import MlflowClient
+
+    logger._tracking_uri = tracking_uri
+    logger._mlflow_client = MlflowClient(tracking_uri)

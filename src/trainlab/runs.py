@@ -65,7 +65,7 @@ def list_runs(root: Path, show_all: bool = False) -> str:
 def list_mlflow_runs(tracking_uri: str, experiment: str | None = None) -> str:
     """The runs of an MLflow store, newest first: the same columns as a local listing, with each run's
     experiment (a sweep's dir) and its run dir on the machine that trained it."""
-    from trainlab.loggers.mlflow import stored_runs  # MLflow's import is heavy: only for --mlflow
+    from trainlab.loggers.mlflow_store import stored_runs  # MLflow's import is heavy: only for --mlflow
 
     runs = stored_runs(tracking_uri, experiment)
     if not runs:
@@ -85,7 +85,7 @@ def list_mlflow_runs(tracking_uri: str, experiment: str | None = None) -> str:
         for run in runs
     ]
     experiments = sorted({run["experiment"] for run in runs})
-    footer = f"{len(runs)} runs in {len(experiments)} experiments of {tracking_uri}"
+    footer = f"{_count(len(runs), 'run')} in {_count(len(experiments), 'experiment')} of {tracking_uri}"
     errors = [
         f"  {run['run_dir'] or run['name']}: {_clip(run['error'].strip().splitlines()[0], 140)}"
         for run in runs
@@ -203,6 +203,10 @@ def _clip(text: str, limit: int) -> str:
         return text
     head = (limit - 1) // 3
     return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _number(value: float | None) -> str:

@@ -122,6 +122,16 @@ SINGLE = [
     (["loss=bce_logits", "loss.target=index"], "It takes loss.input=logits loss.target=one_hot"),
     (["callbacks.best_checkpoint.monitor=val/f1"], "Did you mean callbacks.best_checkpoint.monitor=val/acc?"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0 trains nothing"),
+    (
+        ["logger=mlflow", "logger.mlflow.tracking_uri=sqlite:////proc/nope/x.db"],
+        "logger.mlflow.tracking_uri=sqlite:////proc/nope/x.db: the SQLite file /proc/nope/x.db cannot be "
+        "created or opened",
+    ),
+    (
+        ["logger=[tensorboard,mlfow]"],
+        "logger=mlfow is not an option of the logger config group. Did you mean logger=mlflow?",
+    ),
+    (["logger=mlflow", "logger.mlflow.tags.team=vision"], "write +logger.mlflow.tags.team=vision"),
 ]
 
 

@@ -53,3 +53,38 @@ def test_a_tracker_without_its_package_names_the_extra_to_install(monkeypatch, m
     monkeypatch.setattr(module.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=rf"pip install 'trainlab\[{extra}\]'"):
         build()
+
+
+def test_the_run_browser_reads_only_an_existing_store_and_names_a_bad_one(tmp_path, capsys):
+    import trainlab.runs
+
+    missing = f"sqlite:///{tmp_path / 'nope' / 'mlflow.db'}"
+    assert trainlab.runs.main(["--mlflow", missing]) == 1
+    assert f"--mlflow {missing}: {tmp_path / 'nope' / 'mlflow.db'} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()  # listing never creates a store
+    (tmp_path / "notes.db").write_text("not a database")
+    assert trainlab.runs.main(["--mlflow", f"sqlite:///{tmp_path / 'notes.db'}"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be opened as an MLflow store" in err and "Traceback" not in err
+    assert trainlab.runs.main(["--mlflow", "ftp://example.invalid/x"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "--mlflow ftp://example.invalid/x: the MLflow store cannot be reached" in err
+        and "Traceback" not in err
+    )
+    assert trainlab.runs.main(["--experiment", "x"]) == 1
+    assert "--experiment selects an MLflow experiment" in capsys.readouterr().err
+
+
+def test_wandb_online_without_an_api_key_is_named_before_training(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("NETRC", raising=False)
+    logger = trainlab.loggers.wandb.WandbLogger(str(tmp_path), offline=False)
+    with pytest.raises(
+        ConfigError, match=r"logger.wandb.offline=false .* no W&B API key is set: run `wandb login`"
+    ):
+        logger.check()
+    trainlab.loggers.wandb.WandbLogger(str(tmp_path), offline=True).check()  # offline needs none
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    logger.check()

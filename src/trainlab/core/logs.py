@@ -19,6 +19,11 @@ def silence_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*AMP with fp16 is not supported on CPU.*")
 
 
+def expect_existing_checkpoints() -> None:
+    """A resume writes on in its run dir's checkpoints/, which Lightning warns holds files already."""
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+
+
 def route_lightning_logs_to_hydra() -> None:
     """Lightning adds its own console handler; Hydra's handlers already print and file its records."""
     if logging.getLogger().handlers:

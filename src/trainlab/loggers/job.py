@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.atomic import atomic_write_text
+from trainlab.records.files import TRACKERS_FILE
 
-TRACKERS_FILE = "trackers.json"  # {backend: {"run_id": ..., ...}} in the run dir
 DEFAULT_EXPERIMENT = "trainlab"
 
 

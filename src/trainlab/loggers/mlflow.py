@@ -8,37 +8,35 @@ and how the run ended. MLflow: https://mlflow.org/docs/latest/ml/tracking/
 
 from __future__ import annotations
 
-import contextlib
-import datetime
 import importlib.util
 import logging
-import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import MLFlowLogger as LightningMLFlowLogger
 from matplotlib.figure import Figure
 
+from trainlab.compat import continue_tracker_run, point_mlflow_logger_at
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.loggers.backend import Backend
 from trainlab.loggers.job import current_job
+from trainlab.loggers.mlflow_store import STATUSES, check_sqlite_store, no_retries, quiet_store_logs, reach
 from trainlab.records.catalog import flatten
 
 log = logging.getLogger(__name__)
 
-SQLITE = "sqlite:///"
 PARAM_VALUE_LIMIT = 6000  # MLflow's longest parameter value (characters)
-STATUSES = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
+SERIES = ("train/", "val/", "test/", "lr/")  # what the module logs through Lightning, step by step
 
 
 class MLFlowLogger(LightningMLFlowLogger):
-    """Lightning's MLFlowLogger with the run's names filled in.
+    """Lightning's MLFlowLogger with the run's names filled in, and its store checked before training.
 
     Args:
         tracking_uri: where runs are recorded: `sqlite:///<file>` (the default, under outputs/mlflow;
-            its folder is created), `http(s)://host:port` for an MLflow server, or `file:<dir>`.
+            the file and its folder are created), or an MLflow server `http(s)://host:port`.
         experiment_name: None: the sweep dir in a sweep (one experiment per sweep), else `trainlab`.
         run_name: None: the job's overrides (`optim=adam,seed=2`), else the run dir's name.
         tags: added to trainlab's own (`trainlab.run_dir`, `trainlab.overrides`, in a sweep
@@ -47,7 +45,8 @@ class MLFlowLogger(LightningMLFlowLogger):
         log_best_checkpoint: upload the best checkpoint as an artifact when the run ends.
 
     Raises:
-        ConfigError: mlflow is not installed.
+        ConfigError: mlflow is not installed, or the URI is not one MLflow takes, or its SQLite file
+            cannot be created or opened.
     """
 
     def __init__(
@@ -67,66 +66,64 @@ class MLFlowLogger(LightningMLFlowLogger):
             )
         quiet_store_logs()
         job = current_job()
-        tracking_uri = str(tracking_uri)
-        if tracking_uri.startswith(SQLITE):
-            Path(tracking_uri[len(SQLITE) :]).parent.mkdir(parents=True, exist_ok=True)
         self.job = job
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = str(tracking_uri)
         self.log_best_checkpoint = log_best_checkpoint
-        super().__init__(
-            experiment_name=experiment_name or job.experiment,
-            run_name=run_name or job.run_name,
-            tracking_uri=tracking_uri,
-            tags=job.run_tags() | {str(k): str(v) for k, v in (tags or {}).items()},
-            artifact_location=artifact_location,
-            **kwargs,
-        )
+        self.continues: str | None = None  # the run id a resume continues (trainlab.loggers.report)
+        try:
+            check_sqlite_store(self.tracking_uri, self.named, create=True)
+            super().__init__(
+                experiment_name=experiment_name or job.experiment,
+                run_name=run_name or job.run_name,
+                tracking_uri=self.tracking_uri,
+                tags=job.run_tags() | {str(k): str(v) for k, v in (tags or {}).items()},
+                artifact_location=artifact_location,
+                **kwargs,
+            )
+        except TrainlabError as err:
+            raise ConfigError(str(err)) from None
+        except Exception as err:  # MLflow refuses a URI it has no store for as it builds its client
+            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"{self.named}: MLflow cannot use this store ({text[:300]}). {HINT}") from None
+
+    @property
+    def named(self) -> str:
+        return f"logger.mlflow.tracking_uri={self.tracking_uri}"
+
+    def continue_run(self, run_id: str, tracking_uri: str | None) -> None:
+        """Continue run `run_id` of the store `tracking_uri` (the one it was recorded in, which a resume
+        started from another directory would otherwise not find), instead of creating a run."""
+        if tracking_uri and tracking_uri != self.tracking_uri:
+            log.info("mlflow: the run is in %s (trackers.json); continuing it there", tracking_uri)
+            self.tracking_uri = tracking_uri
+            point_mlflow_logger_at(self, tracking_uri)
+        continue_tracker_run(self, run_id)
+        self.continues = run_id
 
     def check(self) -> None:
-        """Reach the tracking store once, quickly: a store that cannot be reached or written stops the
-        run before training, naming the URI (MLflow would otherwise retry for minutes mid-run)."""
+        """Reach the store once, quickly, and the run a resume continues: either missing stops the run
+        before training, naming the URI (MLflow would retry for minutes mid-run)."""
         from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
 
+        client = MlflowClient(self.tracking_uri)
         try:
-            with _no_retries():
-                self._mlflow_client.search_experiments(max_results=1)
-        except (MlflowException, OSError, ValueError) as err:
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ConfigError(
-                f"logger.mlflow.tracking_uri={self.tracking_uri}: the MLflow store cannot be reached "
-                f"({first_line}). Start the server, give a reachable URI, or leave tracking_uri unset for "
-                "the local store under outputs/mlflow."
-            ) from None
+            reach(self.tracking_uri, self.named, lambda: client.search_experiments(max_results=1), HINT)
+        except TrainlabError as err:
+            raise ConfigError(str(err)) from None
+        if self.continues:
+            try:
+                with no_retries():
+                    client.get_run(self.continues)
+            except MlflowException:
+                raise ConfigError(
+                    f"ckpt_path=last: the run dir's trackers.json continues MLflow run {self.continues} of "
+                    f"{self.tracking_uri}, which does not hold it (a store deleted or moved?). Remove the "
+                    "mlflow entry of trackers.json to record the resumed run as a new MLflow run."
+                ) from None
 
 
-def quiet_store_logs() -> None:
-    """A new store's table set-up and a new experiment are MLflow's and Lightning's INFO / WARNING
-    records; for trainlab both are the expected first run, not news."""
-    for name in ("mlflow.store.db.utils", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    lightning = logging.getLogger("lightning.pytorch.loggers.mlflow")
-    if not any(isinstance(f, _DropExperimentCreated) for f in lightning.filters):
-        lightning.addFilter(_DropExperimentCreated())
-
-
-class _DropExperimentCreated(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "not found. Creating it" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _no_retries() -> Iterator[None]:
-    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
-    saved = {key: os.environ.get(key) for key in keys}
-    os.environ.update(keys)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+HINT = "Start the server, give a reachable URI, or drop the override: the default is the local store."
 
 
 class MLflowBackend(Backend):
@@ -166,6 +163,8 @@ class MLflowBackend(Backend):
         new = [Param(k, v) for k, v in params.items() if k not in logged]
         tags = [RunTag(f"trainlab.resumed_with.{k}", v) for k, v in changed.items()]
         tags += [RunTag(k, str(v)) for k, v in _source_tags(provenance).items()]
+        job = getattr(self.logger, "job", None)  # a resume's own overrides (ckpt_path=last, more epochs)
+        tags += [RunTag(k, v) for k, v in (job.run_tags() if job is not None else {}).items()]
         if run.info.status != "RUNNING":  # a resumed run runs again
             self.client.update_run(self.run_id, status="RUNNING")
         for start in range(0, max(len(new), len(tags)), 100):  # MLflow takes 100 per call
@@ -176,15 +175,15 @@ class MLflowBackend(Backend):
         self.client.log_dict(self.run_id, dict(provenance), "provenance.json")
 
     def summary(self, metrics: Mapping[str, Any]) -> None:
-        """The results Lightning did not log as series (`epochs`, `wall_s`), as single values."""
+        """The results Lightning does not log as series (`epochs`, `wall_s`), at the step of the epochs
+        trained: a resumed run's newer values are then MLflow's latest."""
         from mlflow.entities import Metric
 
-        logged = self.client.get_run(self.run_id).data.metrics
-        now = int(time.time() * 1000)
+        now, step = int(time.time() * 1000), int(metrics.get("epochs") or 0)
         extra = [
-            Metric(key, float(value), now, 0)
+            Metric(key, float(value), now, step)
             for key, value in metrics.items()
-            if key not in logged and isinstance(value, int | float) and not isinstance(value, bool)
+            if not key.startswith(SERIES) and isinstance(value, int | float) and not isinstance(value, bool)
         ]
         if extra:
             self.client.log_batch(self.run_id, metrics=extra)
@@ -215,64 +214,3 @@ def _source_tags(provenance: Mapping[str, Any]) -> dict[str, Any]:
     if git.get("commit"):
         tags["mlflow.source.git.commit"] = git["commit"]
     return tags
-
-
-def stored_runs(tracking_uri: str, experiment: str | None = None) -> list[dict[str, Any]]:
-    """Every run of an MLflow store (of one `experiment` by name), newest first, as the run browser lists
-    them: {experiment, name, run_dir, started (ISO), status, duration_s, overrides, metrics}.
-
-    Raises:
-        TrainlabError: mlflow is missing, the store cannot be reached, or it has no such experiment.
-    """
-    if importlib.util.find_spec("mlflow") is None:
-        raise TrainlabError("--mlflow needs the mlflow package: pip install 'trainlab[mlflow]'.")
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    quiet_store_logs()
-    client = MlflowClient(tracking_uri)
-    try:
-        with _no_retries():
-            experiments = {e.experiment_id: e.name for e in client.search_experiments()}
-            if experiment is not None:
-                ids = [i for i, name in experiments.items() if name == experiment]
-                if not ids:
-                    known = ", ".join(sorted(experiments.values())) or "none"
-                    raise TrainlabError(
-                        f"--experiment {experiment}: {tracking_uri} has no such experiment (it has: {known})."
-                    )
-            else:
-                ids = list(experiments)
-            runs = client.search_runs(ids, order_by=["attributes.start_time DESC"]) if ids else []
-    except (MlflowException, OSError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TrainlabError(
-            f"--mlflow {tracking_uri}: the MLflow store cannot be read ({first_line})."
-        ) from None
-    statuses = {value: key for key, value in STATUSES.items()} | {"RUNNING": "running"}
-    listed = []
-    for run in runs:
-        info, tags = run.info, run.data.tags
-        started = _iso(info.start_time)
-        listed.append(
-            {
-                "experiment": experiments.get(info.experiment_id, info.experiment_id),
-                "name": info.run_name,
-                "run_dir": tags.get("trainlab.run_dir"),
-                "started": started,
-                "status": statuses.get(info.status, info.status.lower()),
-                "duration_s": (info.end_time - info.start_time) / 1000
-                if info.end_time and info.start_time
-                else None,
-                "overrides": tags.get("trainlab.overrides", ""),
-                "metrics": dict(run.data.metrics),
-                "error": tags.get("trainlab.error"),
-            }
-        )
-    return listed
-
-
-def _iso(milliseconds: int | None) -> str | None:
-    if not milliseconds:
-        return None
-    return datetime.datetime.fromtimestamp(milliseconds / 1000).astimezone().isoformat(timespec="seconds")

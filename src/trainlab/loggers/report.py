@@ -63,14 +63,24 @@ def check_trackers(trainer: L.Trainer) -> None:
 
 
 def continue_tracked_runs(trainer: L.Trainer, run_dir: Path) -> None:
-    """A resume in the run dir continues its MLflow / W&B runs (their ids in trackers.json)."""
+    """A resume in the run dir continues its MLflow run, in the store it was recorded in, and its online
+    W&B run (ids in trackers.json). Offline, W&B cannot add to a run (it ignores `resume`, and `wandb
+    sync` of two offline runs of one id keeps only one): an offline resume is a new W&B run."""
     records = read_tracked_runs(run_dir)
     for logger in trainer.loggers:
         name = next((name for kind, name in TRACKERS.items() if isinstance(logger, kind)), None)
-        run_id = (records.get(name) or {}).get("run_id") if name else None
-        if run_id:
+        record = records.get(name) or {} if name else {}
+        run_id = record.get("run_id")
+        if not run_id:
+            continue
+        if name == "wandb" and getattr(logger, "offline", True):
+            log.info("wandb: offline, this resume is a new W&B run (run %s holds the steps before)", run_id)
+            continue
+        if isinstance(logger, MLFlowLogger) and hasattr(logger, "continue_run"):
+            logger.continue_run(str(run_id), record.get("tracking_uri"))
+        else:
             continue_tracker_run(logger, str(run_id))
-            log.info("%s: continuing run %s (%s in %s)", name, run_id, "trackers.json", run_dir)
+        log.info("%s: continuing run %s (trackers.json in %s)", name, run_id, run_dir)
 
 
 def report_start(

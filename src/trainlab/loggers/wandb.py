@@ -7,8 +7,12 @@ https://docs.wandb.ai/guides/integrations/lightning/
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import netrc
+import os
 import shutil
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,6 +61,7 @@ class WandbLogger(LightningWandbLogger):
         import wandb
 
         job = current_job()
+        self.offline = offline
         self.log_best_checkpoint = log_best_checkpoint
         kwargs.setdefault("settings", wandb.Settings(silent=True, console="off"))
         kwargs.setdefault("config", {"trainlab": job.run_tags()})
@@ -70,6 +75,19 @@ class WandbLogger(LightningWandbLogger):
             **kwargs,
         )
         drop_unset_wandb_arguments(self)
+
+    def check(self) -> None:
+        """Online, W&B needs an API key: without one, stop before training rather than at wandb.init."""
+        if self.offline or os.environ.get("WANDB_API_KEY"):
+            return
+        host = urllib.parse.urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+        with contextlib.suppress(OSError, netrc.NetrcParseError):
+            if host and netrc.netrc().authenticators(host):
+                return
+        raise ConfigError(
+            f"logger.wandb.offline=false logs to W&B at {host}, and no W&B API key is set: run `wandb login` "
+            "(or set WANDB_API_KEY), or keep logger.wandb.offline=true and upload later with `wandb sync`."
+        )
 
 
 class WandbBackend(Backend):

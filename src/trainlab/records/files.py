@@ -89,6 +89,9 @@ def provenance(seed: int, source_dir: Path) -> dict[str, Any]:
     }
 
 
+TRACKERS_FILE = "trackers.json"  # in a run dir: {tracker: {"run_id": ..., ...}} (trainlab.loggers.job)
+
+
 def mlflow_ui_command(tracking_uri: str) -> str:
     """`mlflow ui --backend-store-uri URI` (local stores only: a server has its own address), with the
     mlflow of this Python's environment where it has one. The UI listens on 127.0.0.1:5000."""

@@ -7,6 +7,8 @@ any sweeper (grid or Optuna trials alike).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from omegaconf import DictConfig
 
 from trainlab.atomic import atomic_write_csv, atomic_write_text
 from trainlab.records.catalog import RunRecord, find_runs, rank
-from trainlab.records.files import tensorboard_command
+from trainlab.records.files import TRACKERS_FILE, mlflow_ui_command, tensorboard_command
 from trainlab.records.status import mark_finished, read_status
 
 COLUMNS = (
@@ -89,6 +91,23 @@ def _cell(column: str, value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def sweep_views(sweep_dir: Path, records: list[RunRecord]) -> list[str]:
+    """The commands that show the sweep's jobs side by side: TensorBoard where they wrote event files,
+    MLflow's UI where they were recorded in a local MLflow store."""
+    views = []
+    if any((r.run_dir / "tensorboard").is_dir() for r in records):
+        views.append(tensorboard_command(sweep_dir))
+    stores = set()
+    for record in records:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stores.add(json.loads((record.run_dir / TRACKERS_FILE).read_text())["mlflow"]["tracking_uri"])
+    views += [
+        f"{mlflow_ui_command(uri)} (experiment {sweep_dir})"
+        for uri in sorted(s for s in stores if isinstance(s, str) and s.startswith("sqlite:"))
+    ]
+    return views
+
+
 class SweepSummary(Callback):
     """Hydra callback (conf/hydra/default.yaml): refresh the sweep's table as each job ends."""
 
@@ -117,7 +136,7 @@ class SweepSummary(Callback):
                 f"; best: job {best.job} ({' '.join(best.overrides)}) "
                 f"val/acc_best={best.metric('val/acc_best'):.4f}, checkpoint {best.best_ckpt}"
             )
-        print(f"trainlab: {message} | view: {tensorboard_command(sweep_dir)}")
+        print(f"trainlab: {message}{''.join(f' | view: {view}' for view in sweep_views(sweep_dir, records))}")
         failures = [r for r in records if r.status == "failed"]
         if failures:
             named = "; ".join(f"job {r.job} ({' '.join(r.overrides)}): {r.error}" for r in failures)

@@ -18,7 +18,11 @@ from omegaconf import DictConfig
 
 from trainlab.compat import on_rank_death
 from trainlab.core.distributed import distributed_job
-from trainlab.core.logs import route_lightning_logs_to_hydra, silence_known_warnings
+from trainlab.core.logs import (
+    expect_existing_checkpoints,
+    route_lightning_logs_to_hydra,
+    silence_known_warnings,
+)
 from trainlab.core.module import ClassifierModule
 from trainlab.core.schema import validate
 from trainlab.data.base import ImageDataModule
@@ -76,8 +80,6 @@ def train(cfg: DictConfig, resume: tuple[Path, dict[str, Any]] | None = None) ->
         datamodule, trainer, module = preflight(cfg)
         ckpt_path = checked_resume_checkpoint(cfg, module, trainer, resume)
     log.info(run_summary(cfg, trainer, module, datamodule))
-    if ckpt_path is not None:
-        continue_tracked_runs(trainer, output_dir)
     record_run(cfg, trainer, module, output_dir)
     if trainer.world_size > 1:
         last = last_checkpoint_file(trainer.callbacks, output_dir)
@@ -124,6 +126,9 @@ def preflight(cfg: DictConfig) -> tuple[ImageDataModule, L.Trainer, ClassifierMo
         datamodule.check_files()
     trainer = build_trainer(cfg, datamodule)
     with checks:
+        if cfg.get("ckpt_path"):  # before the check: a continued run is checked in its own store
+            continue_tracked_runs(trainer, Path(cfg.paths.output_dir))
+            expect_existing_checkpoints()
         check_trackers(trainer)
         record_effective_trainer(cfg, trainer)
         run = run_length(trainer, datamodule)

@@ -20,6 +20,7 @@ from hydra.errors import CompactHydraException, MissingConfigException, Override
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from trainlab.compat import report_hydra_errors
+from trainlab.core.build import shipped_options
 from trainlab.errors import nearest
 
 
@@ -32,6 +33,11 @@ def explain(err: BaseException) -> str | None:
     """One paragraph for an error Hydra raised before the run started, or None to let Hydra report it."""
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options is not None:
         return unknown_option(err.missing_cfg_file, list(err.options))
+    if isinstance(err, MissingConfigException) and "/" in (err.missing_cfg_file or ""):
+        # an option in a list (`logger=[mlfow,wandb]`): Hydra names the file but not the options
+        group = err.missing_cfg_file.rpartition("/")[0]
+        if shipped_options(group):
+            return unknown_option(err.missing_cfg_file, shipped_options(group))
     if isinstance(err.__cause__, ConfigKeyError | ConfigAttributeError):
         return unknown_key(err, err.__cause__)
     yaml_error = next((e for e in chain(err) if isinstance(e, yaml.MarkedYAMLError)), None)
@@ -65,6 +71,11 @@ def unknown_key(err: BaseException, cause: ConfigKeyError | ConfigAttributeError
     keys = [
         str(k) for k in getattr(cause.parent_node, "keys", list)() if str(k) != "hydra" and str(k)[0] != "_"
     ]
+    if parent and not keys:  # an empty mapping that takes keys of the user's own (logger.mlflow.tags)
+        return (
+            f"{line}: {parent} holds no key {leaf!r} yet, and Hydra adds a key only when told to: write "
+            f"+{line}, or give the whole mapping, {parent}={{{leaf}:{value or '...'}}}."
+        )
     where = f"{parent} has no key {leaf!r}" if parent else f"{leaf!r} is neither a config group nor a key"
     close = nearest(leaf, keys)
     if close:
