@@ -191,7 +191,7 @@ def test_runs_lists_the_sweep_from_the_mlflow_store(sweep, capsys):
     store = f"sqlite:///{sweep.parent / 'outputs' / 'mlflow' / 'mlflow.db'}"
     assert trainlab.runs.main(["--mlflow", store, "--experiment", str(sweep)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == f"4 runs in 1 experiments of {store}"
+    assert lines[-1] == f"4 runs in 1 experiment of {store}"
     for job in range(4):
         row = next(line for line in lines if f" {sweep / str(job)} " in line)
         metrics = job_metrics(sweep / str(job))
