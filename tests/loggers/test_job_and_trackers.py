@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import trainlab.loggers.job
 import trainlab.loggers.mlflow
 import trainlab.loggers.wandb
 from trainlab.errors import ConfigError
@@ -43,14 +44,14 @@ def test_tracker_run_ids_are_kept_per_backend_and_an_unreadable_file_is_none(tmp
 
 
 @pytest.mark.parametrize(
-    ("module", "build", "extra"),
+    ("build", "extra"),
     [
-        (trainlab.loggers.mlflow, lambda: trainlab.loggers.mlflow.MLFlowLogger("sqlite:///x.db"), "mlflow"),
-        (trainlab.loggers.wandb, lambda: trainlab.loggers.wandb.WandbLogger("."), "wandb"),
+        (lambda: trainlab.loggers.mlflow.MLFlowLogger("sqlite:///x.db"), "mlflow"),
+        (lambda: trainlab.loggers.wandb.WandbLogger("."), "wandb"),
     ],
 )
-def test_a_tracker_without_its_package_names_the_extra_to_install(monkeypatch, module, build, extra):
-    monkeypatch.setattr(module.importlib.util, "find_spec", lambda name: None)
+def test_a_tracker_without_its_package_names_the_extra_to_install(monkeypatch, build, extra):
+    monkeypatch.setattr(trainlab.loggers.job.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=rf"pip install 'trainlab\[{extra}\]'"):
         build()
 

@@ -7,6 +7,7 @@ its command-line overrides (what the sweep varies), and carries them as tags.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trainlab.atomic import atomic_write_text
+from trainlab.errors import ConfigError
 from trainlab.records.files import TRACKERS_FILE
 
 DEFAULT_EXPERIMENT = "trainlab"
@@ -73,6 +75,19 @@ def current_job() -> Job:
         number=int(hydra.job.num),
         optuna="optuna" in sweeper.lower(),
     )
+
+
+def require_tracker(package: str) -> None:
+    """`logger=<package>` needs the package, an extra of trainlab's (`pip install 'trainlab[<package>]'`).
+
+    Raises:
+        ConfigError: it is not installed.
+    """
+    if importlib.util.find_spec(package) is None:
+        raise ConfigError(
+            f"logger={package} needs the {package} package, which is not installed: pip install "
+            f"'trainlab[{package}]' (or pip install {package}), or choose another logger."
+        )
 
 
 def read_tracked_runs(run_dir: Path) -> dict[str, dict[str, Any]]:

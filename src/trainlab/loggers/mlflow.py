@@ -8,7 +8,6 @@ and how the run ended. MLflow: https://mlflow.org/docs/latest/ml/tracking/
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ from matplotlib.figure import Figure
 from trainlab.compat import continue_tracker_run, point_mlflow_logger_at
 from trainlab.errors import ConfigError, TrainlabError
 from trainlab.loggers.backend import Backend
-from trainlab.loggers.job import current_job
+from trainlab.loggers.job import current_job, require_tracker
 from trainlab.loggers.mlflow_store import STATUSES, check_sqlite_store, no_retries, quiet_store_logs, reach
 from trainlab.records.catalog import flatten
 
@@ -59,11 +58,7 @@ class MLFlowLogger(LightningMLFlowLogger):
         log_best_checkpoint: bool = True,
         **kwargs: Any,
     ) -> None:
-        if importlib.util.find_spec("mlflow") is None:
-            raise ConfigError(
-                "logger=mlflow needs the mlflow package, which is not installed: "
-                "pip install 'trainlab[mlflow]' (or pip install mlflow), or choose another logger."
-            )
+        require_tracker("mlflow")
         quiet_store_logs()
         job = current_job()
         self.job = job

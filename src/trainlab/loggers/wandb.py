@@ -8,7 +8,6 @@ https://docs.wandb.ai/guides/integrations/lightning/
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import netrc
 import os
 import shutil
@@ -23,7 +22,7 @@ from matplotlib.figure import Figure
 from trainlab.compat import drop_unset_wandb_arguments
 from trainlab.errors import ConfigError
 from trainlab.loggers.backend import Backend
-from trainlab.loggers.job import DEFAULT_EXPERIMENT, current_job
+from trainlab.loggers.job import DEFAULT_EXPERIMENT, current_job, require_tracker
 
 
 class WandbLogger(LightningWandbLogger):
@@ -53,11 +52,7 @@ class WandbLogger(LightningWandbLogger):
         log_best_checkpoint: bool = True,
         **kwargs: Any,
     ) -> None:
-        if importlib.util.find_spec("wandb") is None:
-            raise ConfigError(
-                "logger=wandb needs the wandb package, which is not installed: "
-                "pip install 'trainlab[wandb]' (or pip install wandb), or choose another logger."
-            )
+        require_tracker("wandb")
         import wandb
 
         job = current_job()
