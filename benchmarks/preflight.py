@@ -77,7 +77,12 @@ def start_up(tmp: Path) -> tuple[float, float]:
     from trainlab.training.train import preflight
 
     with initialize_config_module("trainlab.conf", version_base="1.3"):
-        overrides = [f"paths.output_dir={tmp / 'run'}", f"paths.data_dir={tmp / 'data'}", "logger=none"]
+        overrides = [
+            f"paths.output_dir={tmp / 'run'}",
+            f"paths.data_dir={tmp / 'data'}",
+            f"paths.mlflow_dir={tmp / 'mlflow'}",
+            "logger=none",
+        ]
         cfg = compose("train", overrides=overrides)
     handler = Checked()
     logging.getLogger("trainlab").addHandler(handler)

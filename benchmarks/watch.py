@@ -61,6 +61,7 @@ def steps_per_second(overrides: list[str], steps: int, tmp: Path) -> float:
                 *overrides,
                 f"paths.output_dir={tmp}",
                 f"paths.data_dir={tmp / 'data'}",
+                f"paths.mlflow_dir={tmp / 'mlflow'}",
                 f"trainer.max_steps={steps + 6}",
                 "trainer.max_epochs=-1",
                 "trainer.enable_progress_bar=false",

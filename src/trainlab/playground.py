@@ -63,7 +63,10 @@ class Run:
 def optimizer_factory(name: str) -> functools.partial:
     """The partial torch optimizer of conf/optim/<name>.yaml, without trainlab's own keys."""
     with initialize_config_module(config_module="trainlab.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[f"optim={name}", "paths.output_dir=.", "paths.data_dir=."])
+        cfg = compose(
+            "train",
+            overrides=[f"optim={name}", "paths.output_dir=.", "paths.data_dir=.", "paths.mlflow_dir=."],
+        )
     node = OmegaConf.to_container(cfg.optim, resolve=True)
     node.pop("param_groups", None)
     node.pop("no_decay", None)
