@@ -29,6 +29,7 @@ from realformat import write_image_folder
 from tbserver import tensorboard_server
 from trainlab.checkpoints.restore import load_run_checkpoint, rebuild_module
 from trainlab.core.build import build
+from trainlab.records.files import mlflow_ui_command, tensorboard_command
 from wandbfiles import history, run_info
 
 pytestmark = pytest.mark.slow
@@ -64,6 +65,11 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"sweep summary: {sweep_dir / 'summary.md'} (4 jobs, 0 not completed)" in result.stdout
+    # a view per logger the jobs used: TensorBoard over the sweep dir, MLflow's UI on its local store
+    last = next(line for line in result.stdout.splitlines() if "sweep summary:" in line)
+    assert f"| view: {tensorboard_command(sweep_dir)}" in last
+    store = f"sqlite:///{root / 'outputs' / 'mlflow' / 'mlflow.db'}"
+    assert f"| view: {mlflow_ui_command(store)} (experiment {sweep_dir})" in last
     return sweep_dir
 
 
